@@ -1,0 +1,1 @@
+"""Image experiments: data, models, attacks, training, evaluation, dataset construction (SPEC §0, §4–6)."""

@@ -1,0 +1,1 @@
+"""The single figure and report generator."""
