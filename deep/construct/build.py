@@ -1,0 +1,203 @@
+"""Build a constructed dataset shard by shard (Ilyas et al. 2019 §3; SPEC §5; DESIGN §deep.construct).
+
+`construct_dataset` loads the source run (deep.train.load_run) and the source split (deep.data) and
+calls `build_from_tensors`, which does the work on in-memory tensors (tests call it directly with tiny
+models). Examples are processed in order, `shard_size` per shard and `batch_size` per batch inside a
+shard; each finished shard is written atomically, so rerunning an interrupted build skips the shards
+on disk. All randomness of a shard comes from a generator seeded by (seed, shard index) and the D̂_R
+start images from one seeded derangement of all n indices, so a resumed build equals an
+uninterrupted one exactly.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from deep.attacks.base import check_count, check_nonneg
+
+from . import adversarial, robust
+from .store import PROVENANCE, SCHEMA, SHARDS, check_plan, read_shard, shard_name, shard_path, write_json, write_shard
+
+KINDS: tuple[str, ...] = ("robust", "nonrobust", "rand", "det")
+DEFAULT_STEPS = {"robust": 1000, "nonrobust": 1000, "rand": 100, "det": 100}
+DEFAULT_SHARD_SIZE = 1024
+
+
+def check_kind(kind: object) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return str(kind)
+
+
+def shard_generator(seed: int, index: int) -> torch.Generator:
+    """CPU generator for shard `index`, a function of (seed, index) only."""
+    state = np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _build_shard(kind: str, model: nn.Module, x: Tensor, y: Tensor, lo: int, hi: int, starts: np.ndarray | None,
+                 *, num_classes: int, eps: float, step: float, steps: int, batch_size: int,
+                 generator: torch.Generator, bar: tqdm) -> dict[str, np.ndarray]:
+    """Arrays of one shard (examples lo..hi-1 of the source)."""
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    xs: list[Tensor] = []
+    labels: list[Tensor] = []
+    stats: dict[str, list[np.ndarray]] = {}
+    for b in range(lo, hi, batch_size):
+        e = min(b + batch_size, hi)
+        xb, yb = x[b:e], y[b:e]
+        if kind in ("rand", "det"):
+            t = adversarial.choose_targets(kind, yb, num_classes, generator)
+            out, st = adversarial.perturb_batch(model, xb.to(device), t.to(device), eps=eps, step=step, steps=steps)
+            labels.append(t)
+        else:
+            assert starts is not None
+            idx = torch.from_numpy(starts[b:e])
+            out, st = robust.invert_batch(model, xb.to(device), x[idx].to(device), step=step, steps=steps)
+            labels.append(yb)
+            st["start_index"] = starts[b:e].astype(np.int64)
+            st["start_label"] = y[idx].numpy().astype(np.int64)
+        xs.append(out.float().clamp(0.0, 1.0))
+        for k, v in st.items():
+            stats.setdefault(k, []).append(v)
+        bar.update(e - b)
+    arrays = {"x": torch.cat(xs).numpy().astype(np.float32), "y": torch.cat(labels).numpy().astype(np.int64),
+              "src_index": np.arange(lo, hi, dtype=np.int64), "source_label": y[lo:hi].numpy().astype(np.int64)}
+    arrays.update({k: np.concatenate(v) for k, v in stats.items()})
+    return arrays
+
+
+def _validate(kind: str, x: Tensor, y: Tensor, num_classes: int) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor [N, C, H, W], got {getattr(x, 'shape', type(x))}")
+    if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.shape != (x.shape[0],):
+        raise ValueError(f"y must be int64 [N={x.shape[0]}], got {getattr(y, 'dtype', type(y))} "
+                         f"{tuple(getattr(y, 'shape', ()))}")
+    if x.shape[0] == 0:
+        raise ValueError("the source split is empty")
+    if bool(torch.isnan(x).any()) or float(x.min()) < 0 or float(x.max()) > 1:
+        raise ValueError("x must lie in [0, 1] without NaNs")
+    if int(y.min()) < 0 or int(y.max()) >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
+    if kind in ("robust", "nonrobust") and x.shape[0] < 2:
+        raise ValueError(f"kind={kind!r} needs at least 2 source images (starts are other images)")
+
+
+def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_dir: Path | str, *,
+                       num_classes: int, eps: float = 0.5, step: float = 0.1, steps: int | None = None,
+                       seed: int = 0, batch_size: int = 128, shard_size: int = DEFAULT_SHARD_SIZE,
+                       source: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Construct D̂_R / D̂_NR / D̂_rand / D̂_det from source tensors into `out_dir`; returns the provenance.
+
+    `source` holds the provenance fields describing where x, y and the model came from
+    (source_dataset, source_split, source_model); they also enter the resume check.
+    """
+    kind = check_kind(kind)
+    steps = DEFAULT_STEPS[kind] if steps is None else steps
+    eps, step = check_nonneg("eps", eps), check_nonneg("step", step)
+    steps = check_count("steps", steps)
+    batch_size = check_count("batch_size", batch_size, minimum=1)
+    shard_size = check_count("shard_size", shard_size, minimum=1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    num_classes = check_count("num_classes", num_classes, minimum=2)
+    _validate(kind, x, y, num_classes)
+    x, y = x.detach().float().cpu(), y.detach().cpu()
+    out_dir = Path(out_dir)
+    source = dict(source or {})
+    if not isinstance(source.get("source_dataset"), str):
+        raise ValueError("source must name 'source_dataset' (the deep.data name the test split comes from)")
+    n = int(x.shape[0])
+    params: dict[str, Any] = {"step": step, "steps": steps, "seed": seed, "batch_size": batch_size,
+                              "shard_size": shard_size}
+    if kind in ("rand", "det"):
+        params.update(eps=eps, norm="l2", random_start=False, target_rule=adversarial.TARGET_RULES[kind])
+    else:
+        params.update(start_rule="another training image: seeded random derangement of the indices")
+    check_plan(out_dir, {"schema": SCHEMA, "kind": kind, "n": n, "num_classes": num_classes,
+                         "shape": list(x.shape[1:]), "params": params, "source": source})
+
+    starts = robust.derangement(n, seed) if kind in ("robust", "nonrobust") else None
+    num_shards = (n + shard_size - 1) // shard_size
+    done = [shard_path(out_dir, i).is_file() for i in range(num_shards)]
+    todo_n = sum(min(shard_size, n - i * shard_size) for i in range(num_shards) if not done[i])
+    with tqdm(total=todo_n, desc=f"construct {kind}", unit="img", disable=not progress) as bar:
+        for i in range(num_shards):
+            if done[i]:  # finished shards are never recomputed
+                continue
+            t0 = time.perf_counter()
+            lo, hi = i * shard_size, min((i + 1) * shard_size, n)
+            arrays = _build_shard(kind, model, x, y, lo, hi, starts, num_classes=num_classes, eps=eps, step=step,
+                                  steps=steps, batch_size=batch_size, generator=shard_generator(seed, i), bar=bar)
+            arrays["seconds"] = np.array(time.perf_counter() - t0, dtype=np.float64)
+            write_shard(out_dir, i, arrays)
+
+    shards = [read_shard(shard_path(out_dir, i)) for i in range(num_shards)]
+    per_example = {k: np.concatenate([s[k] for s in shards]) for k in shards[0] if k not in ("x", "seconds")}
+    if kind in ("rand", "det"):
+        statistics = adversarial.summarise(per_example, num_classes)
+    else:
+        statistics = robust.summarise(per_example)
+    seconds = float(sum(float(s["seconds"]) for s in shards))
+    provenance = {
+        "schema": SCHEMA, "kind": kind, "n": n, "num_classes": num_classes, "shape": list(x.shape[1:]),
+        **source, "params": params, "statistics": statistics,
+        "timing": {"seconds": seconds, "seconds_per_example": seconds / n, "num_shards": num_shards,
+                   "threads": torch.get_num_threads()},
+        "shards": [f"{SHARDS}/{shard_name(i)}" for i in range(num_shards)],
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(out_dir / PROVENANCE, provenance)  # last: its presence marks the build complete
+    return provenance
+
+
+def construct_dataset(kind: str, *, source_run: Path | str, dataset: str, out_dir: Path | str,
+                      split: str = "train", n: int | None = None, eps: float = 0.5, step: float = 0.1,
+                      steps: int | None = None, seed: int = 0, batch_size: int = 128, data_root=None,
+                      progress: bool = True, shard_size: int = DEFAULT_SHARD_SIZE,
+                      device: str | torch.device | None = None) -> dict[str, Any]:  # None/'auto': CUDA if present
+    """Construct a dataset of `kind` from the model in `source_run` and the first `n` examples of
+    `dataset`/`split` (all when n is None); writes `out_dir` and returns its provenance record.
+
+    D̂_R needs the robust (adversarially trained) run, D̂_NR / D̂_rand / D̂_det the standard run.
+    """
+    kind = check_kind(kind)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if n is not None:
+        check_count("n", n, minimum=1)
+    check_nonneg("eps", eps)
+    run = Path(source_run)
+    if not run.exists():
+        raise FileNotFoundError(f"source run not found: {run}")
+    ckpt = run / "checkpoint.pt" if run.is_dir() else run
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"no checkpoint.pt in source run {run}")
+    from deep.data import load_split  # late imports: these modules are built alongside this one
+    from deep.train import load_run
+    from deep.train.loop import resolve_device
+
+    model, recipe = load_run(run, device=resolve_device(device))
+    src = load_split(dataset, split, data_root=data_root, first_n=n)
+    return build_from_tensors(
+        kind, model, src.x, src.y, out_dir, num_classes=src.info.num_classes, eps=eps, step=step, steps=steps,
+        seed=seed, batch_size=batch_size, shard_size=shard_size, progress=progress,
+        source={"source_dataset": dataset, "source_split": split, "source_first_n": n,
+                "source_model": {"run": str(run.resolve()), "checkpoint_sha256": sha256_file(ckpt),
+                                 "recipe": recipe}})
