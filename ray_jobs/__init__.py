@@ -1,1 +1,10 @@
-"""Experiment grids as Ray tasks, with a result store that lets a re-run resume."""
+"""Experiment grids as Ray tasks, with a result store that lets a re-run resume.
+
+- :mod:`ray_jobs.spec`   – TOML spec files, grid expansion, run hashes (``load_spec``, ``expand``)
+- :mod:`ray_jobs.store`  – the result store, one folder per run (``Store``)
+- :mod:`ray_jobs.kinds`  – stage kinds: train, eval, construct, theory, probe (``register``)
+- :mod:`ray_jobs.runner` – execution on Ray with retries and failure recording (``run_spec``, ``describe``)
+- :mod:`ray_jobs.cli`    – ``python -m ray_jobs run|status SPEC``
+
+See ``docs/ray.md`` for the spec syntax, the store layout and cluster use.
+"""

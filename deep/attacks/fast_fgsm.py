@@ -1,0 +1,33 @@
+"""FGSM from a random start (Wong, Rice, Kolter 2020, "Fast is better than free").
+
+δ₀ ~ U(−ε, ε) (kept inside the [0, 1] box), one signed step of size alpha (default 1.25·ε) on the
+cross-entropy, projection onto the ℓ∞ ball, clip to [0, 1].
+Shapes: x float [N, C, H, W] in [0, 1], y int64 [N] → x_adv like x.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import Attack, check_nonneg
+from .losses import attack_objective
+
+
+class FastFGSM(Attack):
+    """Random-start FGSM; alpha=None means 1.25·eps (the paper's choice)."""
+
+    def __init__(self, model: nn.Module, eps: float, alpha: float | None = None, *, targeted: bool = False,
+                 bf16: bool = False, generator: torch.Generator | None = None) -> None:
+        super().__init__(model, targeted=targeted, bf16=bf16, generator=generator)
+        self.eps = check_nonneg("eps", eps)
+        self.alpha = 1.25 * self.eps if alpha is None else check_nonneg("alpha", alpha)
+
+    def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.eps == 0:
+            return x.clone()
+        delta = (2 * self._rand(x.shape, x, "uniform") - 1) * self.eps
+        x_start = (x + delta).clamp(0.0, 1.0).requires_grad_(True)
+        objective = attack_objective(self._logits(x_start), y, "ce", targeted=self.targeted)
+        (grad,) = torch.autograd.grad(objective.sum(), x_start)
+        delta = (x_start.detach() + self.alpha * grad.sign() - x).clamp(-self.eps, self.eps)
+        return (x + delta).clamp(0.0, 1.0)

@@ -1,0 +1,28 @@
+"""Fast gradient sign method (Goodfellow, Shlens, Szegedy 2015, SPEC §4): x + ε·sign(∇ₓ CE(x, y)).
+
+Distance ℓ∞ ≤ eps, clipped to [0, 1]. Targeted: x − ε·sign(∇ₓ CE(x, t)).
+Shapes: x float [N, C, H, W] in [0, 1], y int64 [N] → x_adv like x.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import Attack, check_nonneg
+from .losses import attack_objective
+
+
+class FGSM(Attack):
+    """One signed gradient step of size eps on the cross-entropy (ascent; descent toward targets)."""
+
+    def __init__(self, model: nn.Module, eps: float, *, targeted: bool = False, bf16: bool = False) -> None:
+        super().__init__(model, targeted=targeted, bf16=bf16)
+        self.eps = check_nonneg("eps", eps)
+
+    def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.eps == 0:
+            return x.clone()
+        x_req = x.clone().requires_grad_(True)
+        objective = attack_objective(self._logits(x_req), y, "ce", targeted=self.targeted)
+        (grad,) = torch.autograd.grad(objective.sum(), x_req)
+        return (x + self.eps * grad.sign()).clamp(0.0, 1.0)

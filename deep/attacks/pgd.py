@@ -1,0 +1,136 @@
+"""Projected gradient descent (Madry et al. 2018), ℓ∞ and ℓ2, with CE / CW-margin / KL objectives.
+
+Distance: ‖x_adv − x‖∞ ≤ eps (sign steps, box projection) or ‖x_adv − x‖₂ ≤ eps (normalised steps of
+ℓ2 length alpha per example, projection onto the ball); every iterate is clipped to [0, 1] (SPEC §0).
+Shapes: x float [N, C, H, W] in [0, 1], y int64 [N] (targets when targeted) → x_adv like x.
+
+Returned point, per example: the best iterate seen, ranked by (success, objective) — a successful
+iterate beats an unsuccessful one, and among equals the higher objective wins. Over restarts the same
+rule picks the per-example best (a success, else the highest loss). Because a run with more steps or
+restarts sees a superset of the candidates (same generator seed), it can never help the model.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import Attack, check_count, check_nonneg
+from .losses import LOSSES, attack_objective, attack_success
+
+NORMS: tuple[str, ...] = ("linf", "l2")
+
+
+class _Best:
+    """Per-example best candidate by (success, objective)."""
+
+    def __init__(self, x: Tensor) -> None:
+        self.x = x.clone()
+        self.objective = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        self.success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+    def update(self, x: Tensor, objective: Tensor, success: Tensor) -> None:
+        better = (success & ~self.success) | ((success == self.success) & (objective > self.objective))
+        self.x = torch.where(better[:, None, None, None], x, self.x)
+        self.objective = torch.where(better, objective, self.objective)
+        self.success = self.success | success
+
+
+def _per_example_norm(t: Tensor) -> Tensor:
+    """ℓ2 norm of each example as [N, 1, 1, 1], rescaled first so tiny gradients do not underflow."""
+    scale = t.flatten(1).abs().amax(dim=1).clamp_min(torch.finfo(t.dtype).tiny)[:, None, None, None]
+    return (t / scale).flatten(1).norm(dim=1)[:, None, None, None] * scale
+
+
+class PGD(Attack):
+    """PGD: `steps` ascent steps of size `alpha` on the objective `loss`, projected onto the eps-ball.
+
+    Args:
+        eps: radius in pixel units (ℓ∞ or ℓ2 per `norm`); eps = 0 returns x exactly.
+        alpha: step size (ℓ∞: per-coordinate; ℓ2: length of each normalised step).
+        steps: number of gradient steps (0 evaluates the start only).
+        norm: "linf" or "l2".
+        random_start: True: uniform in the ε-ball (ℓ2: uniform direction × radius ε·U^{1/d});
+            "normal": x + 0.001·N(0, 1) (TRADES/MART), projected into the ball and box; False: x.
+        restarts: number of runs; per-example best kept.
+        loss: "ce", "cw" (margin) or "kl" (TRADES inner max; y unused, untargeted only).
+    """
+
+    def __init__(self, model: nn.Module, eps: float, alpha: float, steps: int, norm: str = "linf",
+                 random_start: bool | str = True, restarts: int = 1, targeted: bool = False,
+                 loss: str = "ce", *, bf16: bool = False, generator: torch.Generator | None = None) -> None:
+        super().__init__(model, targeted=targeted, bf16=bf16, generator=generator)
+        self.eps = check_nonneg("eps", eps)
+        self.alpha = check_nonneg("alpha", alpha)
+        self.steps = check_count("steps", steps)
+        self.restarts = check_count("restarts", restarts, minimum=1)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if not (random_start is True or random_start is False or random_start == "normal"):
+            raise ValueError(f"random_start must be True, False or 'normal', got {random_start!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if loss == "kl" and targeted:
+            raise ValueError("loss='kl' is untargeted (TRADES inner maximisation); targeted=True is not allowed")
+        self.norm, self.random_start, self.loss = norm, random_start, loss
+
+    # -- geometry ------------------------------------------------------------------------
+    def _project(self, x_adv: Tensor, x: Tensor) -> Tensor:
+        """Onto the ε-ball around x, then the [0, 1] box (clipping only shrinks |δ_i|, so it stays in the ball)."""
+        delta = x_adv - x
+        if self.norm == "linf":
+            delta = delta.clamp(-self.eps, self.eps)
+        else:
+            norm = _per_example_norm(delta)
+            delta = delta * torch.where(norm > self.eps, self.eps / norm.clamp_min(1e-30), torch.ones_like(norm))
+        return (x + delta).clamp(0.0, 1.0)
+
+    def _start(self, x: Tensor) -> Tensor:
+        if self.random_start is False:
+            return x.clone()
+        if self.random_start == "normal":
+            return self._project(x + 0.001 * self._rand(x.shape, x, "normal"), x)
+        if self.norm == "linf":
+            delta = (2 * self._rand(x.shape, x, "uniform") - 1) * self.eps
+        else:
+            direction = self._rand(x.shape, x, "normal")
+            direction = direction / _per_example_norm(direction).clamp_min(1e-30)
+            d = x[0].numel()
+            radius = self.eps * self._rand((x.shape[0], 1, 1, 1), x, "uniform") ** (1.0 / d)
+            delta = direction * radius
+        return self._project(x + delta, x)
+
+    def _step(self, x_adv: Tensor, grad: Tensor, x: Tensor) -> Tensor:
+        if self.norm == "linf":
+            x_adv = x_adv + self.alpha * grad.sign()
+        else:
+            norm = _per_example_norm(grad)
+            # A zero gradient gives no direction: stay put instead of dividing by zero.
+            unit = torch.where(norm > 0, grad / norm.clamp_min(1e-30), torch.zeros_like(grad))
+            x_adv = x_adv + self.alpha * unit
+        return self._project(x_adv, x)
+
+    # -- attack ----------------------------------------------------------------------------
+    def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.eps == 0:
+            return x.clone()
+        p_clean = None
+        if self.loss == "kl":
+            with torch.no_grad():
+                p_clean = torch.softmax(self._logits(x).float(), dim=1)
+        best = _Best(x)
+        for _ in range(self.restarts):
+            x_adv = self._start(x)
+            for _ in range(self.steps):
+                x_adv.requires_grad_(True)
+                logits = self._logits(x_adv)
+                objective = attack_objective(logits, y, self.loss, targeted=self.targeted, p_clean=p_clean)
+                (grad,) = torch.autograd.grad(objective.sum(), x_adv)
+                x_adv = x_adv.detach()
+                best.update(x_adv, objective.detach(),
+                            attack_success(logits.detach(), y, self.loss, targeted=self.targeted))
+                x_adv = self._step(x_adv, grad, x)
+            with torch.no_grad():
+                logits = self._logits(x_adv)
+                best.update(x_adv, attack_objective(logits, y, self.loss, targeted=self.targeted, p_clean=p_clean),
+                            attack_success(logits, y, self.loss, targeted=self.targeted))
+        return best.x

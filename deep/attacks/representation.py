@@ -1,0 +1,75 @@
+"""Representation matching (Ilyas et al. 2019, §3 / App. C; SPEC §5): construct D̂_R and D̂_NR.
+
+z = argmin_{z ∈ [0,1]^d} ‖g(z) − g(x_target)‖₂ with g = model.features (penultimate representation),
+solved by normalised gradient descent from x_start: each step has ℓ2 length `step` per example, then z
+is clipped to [0, 1]. Returned per example: the iterate with the smallest distance seen (the final
+one whenever descent keeps improving, as it does away from the optimum).
+Shapes: x_start, x_target float [N, C, H, W] in [0, 1] → z like x_start; distances [N].
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .base import Attack, check_count, check_images, check_nonneg, eval_mode
+from .pgd import _per_example_norm
+
+
+class RepresentationMatch(Attack):
+    """Called as ``rm(x_start, x_target) -> z``; ``rm.run(...)`` also returns distances before/after.
+
+    ``last_distances`` holds (dist_before, dist_after) of the latest call, each [N] on the model's device.
+    """
+
+    def __init__(self, model: nn.Module, step: float = 0.1, steps: int = 1000, *, progress: bool = False,
+                 bf16: bool = False) -> None:
+        super().__init__(model, bf16=bf16)
+        if not callable(getattr(model, "features", None)):
+            raise ValueError("model must expose model.features(x) -> [N, D] (the penultimate representation)")
+        self.step = check_nonneg("step", step)
+        self.steps = check_count("steps", steps)
+        self.progress = progress
+        self.last_distances: tuple[Tensor, Tensor] | None = None
+
+    def __call__(self, x_start: Tensor, x_target: Tensor) -> Tensor:  # type: ignore[override]
+        return self.run(x_start, x_target)[0]
+
+    def _distance(self, z: Tensor, g_target: Tensor) -> Tensor:
+        with self._autocast(z.device):
+            g = self.model.features(z)
+        return (g.float().flatten(1) - g_target).norm(dim=1)
+
+    def run(self, x_start: Tensor, x_target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (z, dist_before, dist_after) with dist = ‖g(·) − g(x_target)‖₂ per example."""
+        x_start = check_images("x_start", x_start).to(self.device)
+        x_target = check_images("x_target", x_target).to(self.device)
+        if x_start.shape != x_target.shape:
+            raise ValueError(f"x_start and x_target must have the same shape, got "
+                             f"{tuple(x_start.shape)} and {tuple(x_target.shape)}")
+        with eval_mode(self.model), torch.enable_grad():
+            with torch.no_grad():
+                with self._autocast(x_target.device):
+                    g_target = self.model.features(x_target).float().flatten(1)
+                before = self._distance(x_start, g_target)
+            best_z, best_d = x_start.clone(), before.clone()
+            z = x_start.clone()
+            for _ in tqdm(range(self.steps), desc="representation match", disable=not self.progress):
+                z.requires_grad_(True)
+                dist = self._distance(z, g_target)
+                # The squared distance has the same direction of descent and a defined gradient at 0.
+                (grad,) = torch.autograd.grad(dist.square().sum(), z)
+                z = z.detach()
+                better = dist.detach() < best_d
+                best_z = torch.where(better[:, None, None, None], z, best_z)
+                best_d = torch.where(better, dist.detach(), best_d)
+                norm = _per_example_norm(grad)
+                unit = torch.where(norm > 0, grad / norm.clamp_min(1e-30), torch.zeros_like(grad))
+                z = (z - self.step * unit).clamp(0.0, 1.0)
+            with torch.no_grad():
+                dist = self._distance(z, g_target)
+            better = dist < best_d
+            best_z = torch.where(better[:, None, None, None], z, best_z)
+            best_d = torch.where(better, dist, best_d)
+        self.last_distances = (before, best_d)
+        return best_z.detach(), before, best_d

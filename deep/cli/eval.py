@@ -1,0 +1,33 @@
+"""``python -m deep eval``: accuracy of a trained model under an attack suite → OUT/metrics.json."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .common import add_attack_options, add_common, load_model_and_split, write_json
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("eval", help="evaluate a run under attacks (clean, per-attack, worst case)",
+                              description="Evaluate a trained model. Attack names: fgsm, pgd-K, pgd-KxR "
+                                          "(R restarts), cw-K (PGD on the CW margin), cw-KxR.")
+    add_attack_options(p)
+    p.add_argument("--attacks", nargs="+", default=["fgsm", "pgd-20", "cw-20"], help="the attack suite (default: fgsm pgd-20 cw-20)")
+    add_common(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from deep.evaluate import evaluate
+
+    model, split, recipe = load_model_and_split(args)
+    result = evaluate(model, split, args.attacks, eps=args.eps, norm=args.norm, batch_size=args.batch_size,
+                      alpha=args.alpha, seed=args.seed, progress=args.progress)
+    result["checkpoint"] = str(args.checkpoint)
+    result["dataset"] = args.dataset or recipe["dataset"]
+    result["split"] = args.split
+    write_json(Path(args.out) / "metrics.json", result)
+    print(json.dumps({k: result[k] for k in ("clean", "attacks", "worst_case", "n")}, sort_keys=True))
+    return 0

@@ -1,0 +1,293 @@
+"""Experiment spec files (TOML) and their expansion into a grid of runs.
+
+Syntax (all keys other than those listed here are errors, so typos fail loudly)::
+
+    [spec]                          # optional header
+    name = "laptop"                 # default: the file's stem
+    description = "..."             # free text, copied into the report
+    kind_modules = ["pkg.module"]   # extra modules that register stage kinds (imported on workers)
+
+    [stages.NAME]                   # stages in dependency order: `needs` may name earlier stages only
+    kind = "train"                  # a key of ray_jobs.kinds.KINDS (train, eval, construct, theory, ...)
+    needs = { model = "train_std" } # input name -> earlier stage (optional), or to a table
+                                    # { stage = "train_std", on = ["dataset"] } naming the match axes
+    resources = { num_cpus = 1, num_gpus = 0 }   # per run (optional; these are the defaults)
+    max_retries = 2                 # Ray retries after a worker process dies (default 2, at most 10)
+    retry_failed = 0                # re-attempts after the kind raised (default 0, at most 5)
+    report = { rows = ["il-table1:D_{construct}"] } # optional: table rows this stage's runs fill
+                                    # in figures/report.py; {axis} is filled from the run's axes
+    [stages.NAME.config]            # the base config handed to the kind
+    epochs = 1
+    [stages.NAME.grid]              # axes, expanded as a cartesian product (in the order written)
+    seed = [0, 1]
+    setting = [{ dataset = "mnist", eps = 2.0 }, { dataset = "cifar10-subset", eps = 1.5 }]
+
+Expansion rules:
+
+* Each grid axis is a non-empty list. A scalar value sets ``config[axis] = value``; a table value
+  (a "zipped" axis) merges all of its keys into the config at once, so settings that belong
+  together (a dataset and its ε) vary together instead of being crossed.
+* A run's **axes** are the keys set by grid values (a table value contributes each of its keys;
+  the tables of one axis may set different keys). Two axes setting the same key is an error.
+* ``needs = { input = "T" }``: a run of this stage takes as input the run of stage T whose axes agree
+  with this run's axes on every axis name the two stages share. ``{ stage = "T", on = [...] }``
+  restricts the comparison to the listed axes (needed when a key such as ``eps`` means different
+  things in the two stages). Exactly one run of T must match; zero or several matches are a
+  validation error naming both stages.
+* Keys starting with ``_`` are **tags**: they are hashed and matched like any key (a tag ``_k``
+  matches an axis ``k`` or ``_k`` of the needed stage) but are removed before the kind is called,
+  so a train stage can carry ``_construct = "rand"`` to select its input without passing an
+  unknown recipe key to ``deep.train``.
+* A run's identity is ``sha256(kind, resolved config, {input: input run's hash})``, so the same
+  computation reached from two specs or stages is one run in the store.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPEC_KEYS = {"name", "description", "kind_modules"}
+STAGE_KEYS = {"kind", "needs", "resources", "max_retries", "retry_failed", "report", "config", "grid"}
+RESOURCE_KEYS = {"num_cpus", "num_gpus"}
+MAX_WORKER_RETRIES = 10
+MAX_FAILED_RETRIES = 5
+HASH_CHARS = 16
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be expanded; the message names the stage and key."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: str
+    config: dict[str, Any]
+    grid: dict[str, list[Any]]
+    needs: dict[str, str]
+    match_on: dict[str, tuple[str, ...] | None]  # input -> axes compared (None: all shared axes)
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_retries: int = 2
+    retry_failed: int = 0
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    description: str
+    path: Path | None
+    stages: tuple[Stage, ...]
+    kind_modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One expanded grid point: everything a worker needs to execute it."""
+
+    stage: str
+    kind: str
+    axes: dict[str, Any]
+    config: dict[str, Any]
+    inputs: dict[str, str]  # input name -> hash of the producing run
+    hash: str
+    num_cpus: float
+    num_gpus: float
+    max_retries: int
+    retry_failed: int
+    report: dict[str, Any]
+
+    def label(self) -> str:
+        axes = ",".join(f"{k}={v}" for k, v in self.axes.items())
+        return f"{self.stage}[{axes}]" if axes else self.stage
+
+    def short_label(self, width: int = 48) -> str:
+        """stage[v1,v2,...] with the axis values only, cut to ``width`` characters (progress lines)."""
+        values = ",".join(str(v) for v in self.axes.values())
+        text = f"{self.stage}[{values}]" if values else self.stage
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": self.config, "inputs": self.inputs}
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the text that is hashed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def run_hash(kind: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
+    text = canonical_json({"kind": kind, "config": config, "inputs": inputs})
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spec file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: invalid TOML: {err}") from err
+    return parse_spec(data, name=path.stem, path=path)
+
+
+def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = None) -> Spec:
+    """Validate a spec given as a dict (the parsed TOML)."""
+    unknown = set(data) - {"spec", "stages"}
+    if unknown:
+        raise SpecError(f"spec {name}: unknown top-level key(s) {sorted(unknown)}; expected [spec] and [stages.*]")
+    header = data.get("spec", {})
+    if not isinstance(header, dict):
+        raise SpecError(f"spec {name}: [spec] must be a table")
+    bad = set(header) - SPEC_KEYS
+    if bad:
+        raise SpecError(f"spec {name}: unknown key(s) in [spec]: {sorted(bad)}")
+    modules = header.get("kind_modules", [])
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise SpecError(f"spec {name}: [spec].kind_modules must be a list of module names")
+    stages_raw = data.get("stages")
+    if not isinstance(stages_raw, dict) or not stages_raw:
+        raise SpecError(f"spec {name}: no stages; add at least one [stages.NAME] table")
+    stages: list[Stage] = []
+    for stage_name, raw in stages_raw.items():
+        stages.append(_parse_stage(stage_name, raw, [s.name for s in stages]))
+    return Spec(
+        name=str(header.get("name", name)),
+        description=str(header.get("description", "")),
+        path=path,
+        stages=tuple(stages),
+        kind_modules=tuple(modules),
+    )
+
+
+def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
+    where = f"stage {name!r}"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: must be a table")
+    bad = set(raw) - STAGE_KEYS
+    if bad:
+        raise SpecError(f"{where}: unknown key(s) {sorted(bad)}; allowed: {sorted(STAGE_KEYS)}")
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise SpecError(f"{where}: missing 'kind'")
+    config = raw.get("config", {})
+    if not isinstance(config, dict):
+        raise SpecError(f"{where}: 'config' must be a table")
+    grid = raw.get("grid", {})
+    if not isinstance(grid, dict):
+        raise SpecError(f"{where}: 'grid' must be a table of lists")
+    for axis, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}: grid axis {axis!r} must be a non-empty list")
+        kinds = {isinstance(v, dict) for v in values}
+        if len(kinds) > 1:
+            raise SpecError(f"{where}: grid axis {axis!r} mixes tables and scalars")
+    needs = raw.get("needs", {})
+    if not isinstance(needs, dict):
+        raise SpecError(f"{where}: 'needs' must be a table {{input = \"stage\"}}")
+    match_on: dict[str, tuple[str, ...] | None] = {}
+    for inp, target in list(needs.items()):
+        on = None
+        if isinstance(target, dict):
+            if set(target) - {"stage", "on"} or not isinstance(target.get("on", []), list):
+                raise SpecError(f"{where}: needs.{inp} must be \"STAGE\" or {{ stage = \"STAGE\", on = [axes] }}")
+            on = tuple(str(a) for a in target.get("on", []))
+            target = target.get("stage")
+        if not isinstance(target, str) or target not in earlier:
+            raise SpecError(
+                f"{where}: needs.{inp} = {target!r} is not an earlier stage (earlier: {earlier})"
+            )
+        needs[inp] = target
+        match_on[inp] = on
+    resources = raw.get("resources", {})
+    if not isinstance(resources, dict) or set(resources) - RESOURCE_KEYS:
+        raise SpecError(f"{where}: 'resources' must be a table with keys {sorted(RESOURCE_KEYS)}")
+    num_cpus = float(resources.get("num_cpus", 1))
+    num_gpus = float(resources.get("num_gpus", 0))
+    if num_cpus < 0 or num_gpus < 0:
+        raise SpecError(f"{where}: resources must be >= 0, got num_cpus={num_cpus}, num_gpus={num_gpus}")
+    max_retries = raw.get("max_retries", 2)
+    retry_failed = raw.get("retry_failed", 0)
+    if not isinstance(max_retries, int) or not 0 <= max_retries <= MAX_WORKER_RETRIES:
+        raise SpecError(f"{where}: max_retries must be an int in [0, {MAX_WORKER_RETRIES}], got {max_retries!r}")
+    if not isinstance(retry_failed, int) or not 0 <= retry_failed <= MAX_FAILED_RETRIES:
+        raise SpecError(f"{where}: retry_failed must be an int in [0, {MAX_FAILED_RETRIES}], got {retry_failed!r}")
+    report = raw.get("report", {})
+    if not isinstance(report, dict):
+        raise SpecError(f"{where}: 'report' must be a table")
+    return Stage(name, kind, config, grid, needs, match_on, num_cpus, num_gpus, max_retries, retry_failed, report)
+
+
+def _grid_points(stage: Stage) -> list[dict[str, Any]]:
+    """The cartesian product of the axes, each point flattened to {key: value}."""
+    axes = list(stage.grid.items())
+    points = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        point: dict[str, Any] = {}
+        for (axis, _), value in zip(axes, combo):
+            items = value.items() if isinstance(value, dict) else [(axis, value)]
+            for key, v in items:
+                if key in point:
+                    raise SpecError(f"stage {stage.name!r}: grid key {key!r} is set by two axes")
+                point[key] = v
+        points.append(point)
+    return points
+
+
+def expand(spec: Spec) -> list[Run]:
+    """All runs of the spec in dependency order (a run's inputs come before it)."""
+    by_stage: dict[str, list[Run]] = {}
+    ordered: list[Run] = []
+    for stage in spec.stages:
+        runs = []
+        for point in _grid_points(stage):
+            config = {**stage.config, **point}
+            inputs = {inp: _match(stage, point, by_stage[target], target, stage.match_on[inp]).hash for inp, target in stage.needs.items()}
+            try:
+                h = run_hash(stage.kind, config, inputs)
+            except (TypeError, ValueError) as err:
+                raise SpecError(f"stage {stage.name!r}: config is not JSON-serialisable: {err}") from err
+            runs.append(
+                Run(stage.name, stage.kind, point, config, inputs, h, stage.num_cpus, stage.num_gpus,
+                    stage.max_retries, stage.retry_failed, stage.report)
+            )
+        by_stage[stage.name] = runs
+        ordered.extend(runs)
+    return ordered
+
+
+def strip_tags(config: dict[str, Any]) -> dict[str, Any]:
+    """The config a kind receives: tags (keys starting with '_') removed."""
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def _untag(key: str) -> str:
+    return key[1:] if key.startswith("_") else key
+
+
+def _match(stage: Stage, point: dict[str, Any], candidates: list[Run], target: str,
+           on: tuple[str, ...] | None) -> Run:
+    mine = {_untag(k): v for k, v in point.items()}
+    for axis in on or ():
+        if _untag(axis) not in mine:
+            raise SpecError(f"stage {stage.name!r}: needs {target!r} on axis {axis!r}, which is not one of its grid axes")
+    compared = None if on is None else {_untag(a) for a in on}
+    found = [
+        r for r in candidates
+        if all(mine[_untag(k)] == v for k, v in r.axes.items()
+               if _untag(k) in mine and (compared is None or _untag(k) in compared))
+    ]
+    if len(found) != 1:
+        raise SpecError(
+            f"stage {stage.name!r} at {point}: needs {target!r} matched {len(found)} runs, expected exactly 1 "
+            f"(runs match on the grid axes both stages share; give {stage.name!r} the axes of {target!r})"
+        )
+    return found[0]
