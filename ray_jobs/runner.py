@@ -234,6 +234,19 @@ def run_spec(spec: Spec, store: Store, *, address: str | None = None, num_cpus: 
     return summary
 
 
+def _stale(status: dict[str, Any]) -> bool:
+    """A 'running' status whose process on this host no longer exists."""
+    if status.get("host") != socket.gethostname() or not isinstance(status.get("pid"), int):
+        return False
+    try:
+        os.kill(status["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def describe(spec: Spec, store: Store) -> str:
     """The expanded grid, one line per run: state, hash, label, inputs, and error or progress."""
     runs = unique_runs(spec)
@@ -241,6 +254,8 @@ def describe(spec: Spec, store: Store) -> str:
     for run in runs:
         status = store.status(run.hash)
         state = store.state(run.hash)
+        if state == "running" and _stale(status):
+            state = "stopped"  # its process is gone (an interrupted driver); the next run resumes it
         extra = ""
         if run.inputs:
             extra += " <- " + ", ".join(f"{n}={h}" for n, h in run.inputs.items())
@@ -249,6 +264,7 @@ def describe(spec: Spec, store: Store) -> str:
         elif state == "running" and status.get("progress"):
             extra += f"  [{progress_text(status['progress'])}]"
         lines.append(f"{state:8s} {run.hash}  {run.label()}{extra}")
-    counts = {s: sum(1 for r in runs if store.state(r.hash) == s) for s in ("done", "failed", "blocked", "running", "pending")}
-    lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    states = [line.split()[0] for line in lines[1:]]
+    counts = {s: states.count(s) for s in ("done", "failed", "blocked", "running", "stopped", "pending")}
+    lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k != "stopped"))
     return "\n".join(lines)
