@@ -17,6 +17,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from theory.tradeoff import TradeoffModel
+from theory._validate import nonneg_scalar as _nonneg
 
 __all__ = [
     "Norm",
@@ -38,13 +39,6 @@ FeatureFn = Callable[[np.ndarray], np.ndarray]
 
 
 # ------------------------------------------------------------------ validation
-def _nonneg(name: str, value: float) -> float:
-    if isinstance(value, bool) or not np.isscalar(value):
-        raise ValueError(f"{name} must be a real scalar, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return v
 
 
 def _check_norm(norm: str) -> str:

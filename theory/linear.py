@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
+from theory._validate import nonneg_scalar as _nonneg
 
 __all__ = [
     "softplus",
@@ -28,13 +29,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ validation
-def _nonneg(name: str, value: float) -> float:
-    if isinstance(value, bool) or not np.isscalar(value):
-        raise ValueError(f"{name} must be a real scalar, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return v
 
 
 def _check(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:

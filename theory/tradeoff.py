@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import ndtr
+from theory._validate import nonneg_scalar as _nonneg_scalar
 
 __all__ = [
     "TradeoffModel",
@@ -33,13 +34,6 @@ def _finite_array(name: str, value: object) -> np.ndarray:
     return arr
 
 
-def _nonneg_scalar(name: str, value: float) -> float:
-    if isinstance(value, bool) or not np.isscalar(value):
-        raise ValueError(f"{name} must be a real scalar, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)
