@@ -20,6 +20,7 @@ from ray_jobs.spec import Run, Spec, expand, load_spec
 from ray_jobs.store import Store
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "ray_jobs" / "specs"
+PLUGIN_GLOB = "report_*.py"  # figures/report_<topic>.py: extra TABLES entries and RENDERERS
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,31 @@ class Entry:
     metrics: dict[str, Any] | None
 
 
+# A renderer draws one figure or table from runs whose metrics are not a plain accuracy table (weight
+# pictures, curves over a grid). A stage names it with ``report = { render = ["NAME"] }``; the
+# renderer gets every Entry of that name in one spec (done or not; ``metrics`` is None when not done),
+# the output folder, a file-name stem and a caption naming the spec and command, writes its PNG/PDF
+# there and returns the Markdown lines for REPORT.md (it must list the MISSING entries itself).
+Renderer = Callable[[list["Entry"], Path, str, str], list[str]]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def register_renderer(name: str) -> Callable[[Renderer], Renderer]:
+    def deco(fn: Renderer) -> Renderer:
+        RENDERERS[name] = fn
+        return fn
+
+    return deco
+
+
+def load_plugins() -> None:
+    """Import every ``figures/report_*.py`` so its TABLES entries and RENDERERS are registered."""
+    import importlib
+
+    for path in sorted(Path(__file__).resolve().parent.glob(PLUGIN_GLOB)):
+        importlib.import_module(f"figures.{path.stem}")
+
+
 def _fill(template: str, run: Run) -> str:
     axes = {k.lstrip("_"): v for k, v in {**run.config, **run.axes}.items()}
     try:
@@ -96,8 +122,15 @@ def _fill(template: str, run: Run) -> str:
 
 
 def collect(spec: Spec, store: Store) -> list[Entry]:
+    load_plugins()
     entries = []
     for run in expand(spec):
+        for name in run.report.get("render", []):
+            if name not in RENDERERS:
+                raise ValueError(f"stage {run.stage!r}: unknown report renderer {name!r}; known: {sorted(RENDERERS)}")
+            state = store.state(run.hash)
+            metrics = store.metrics(run.hash) if state == "done" else None
+            entries.append(Entry(f"render:{name}", name, str(run.config.get("dataset", "?")), run, state, metrics))
         for tag in run.report.get("rows", []):
             table, _, row = tag.partition(":")
             if table not in TABLES:
@@ -217,8 +250,16 @@ def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str]
         entries = collect(spec, store_obj)
         groups: dict[tuple[str, str], list[Entry]] = {}
         for e in entries:
-            groups.setdefault((e.table, e.dataset), []).append(e)
+            # a renderer sees all its runs at once, whatever their datasets
+            groups.setdefault((e.table, "" if e.table.startswith("render:") else e.dataset), []).append(e)
         for (table_key, dataset), group in groups.items():
+            if table_key.startswith("render:"):
+                name = table_key.split(":", 1)[1]
+                stem = f"exp-{spec.name}-{name}"
+                caption = f"Spec {spec.name} ({spec_path.name}); command: {command}."
+                lines += RENDERERS[name](group, out, stem, caption)
+                lines.append("")
+                continue
             table = TABLES[table_key]
             lines += [f"### {table.title} — `{dataset}`", "",
                       f"Paper numbers: {table.source}" + ("" if dataset.split("-")[0] == table.paper_dataset

@@ -127,6 +127,14 @@ def _evaluate_slice(model: nn.Module, test_split: Any, recipe: Recipe) -> dict[s
             "eval_n": r["n"], "eval_eps": r["eps"]}
 
 
+def augment_mode(recipe: Recipe, shape: tuple[int, int, int]) -> bool | str:
+    """recipe.augment as iterate_batches' mode: crop+flip for colour images, crop only for grayscale
+    ones (MNIST, Fashion-MNIST), because a mirrored digit is a different, often invalid, digit."""
+    if not recipe.augment:
+        return False
+    return "crop+flip" if shape[0] == 3 else "crop"
+
+
 def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = None, progress: bool = True,
           device: str | torch.device | None = None,
           on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -184,7 +192,7 @@ def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = N
         model.train()
         tot_loss, tot_n, ok_clean, n_clean, ok_adv, n_adv = 0.0, 0, 0, 0, 0, 0
         batches = iterate_batches(train_split, recipe.batch_size, shuffle=True, seed=recipe.seed * 1000 + epoch,
-                                  augment=recipe.augment, device=dev)
+                                  augment=augment_mode(recipe, train_split.info.shape), device=dev)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not show,
                    leave=False)
         for x, y in bar:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-METHODS: tuple[str, ...] = ("standard", "pgd", "fgsm", "fast", "trades", "mart")
+METHODS: tuple[str, ...] = ("standard", "pgd", "fgsm", "fast", "trades", "mart",
+                           "noise-sign", "noise-uniform")  # noise-*: GF §6's control for fgsm
 SCHEDULES: tuple[str, ...] = ("step", "cyclic", "constant", "onecycle")
 NORMS: tuple[str, ...] = ("linf", "l2")
 # Named datasets of deep.data; ``npz:<path>`` and constructed-dataset directories are accepted too.
@@ -46,7 +47,8 @@ class Recipe:
     milestones: list[float] = _f(None, "epochs at which the step schedule multiplies lr by gamma (fractions allowed)",
                                  nargs="*", elem=float)
     gamma: float = _f(0.1, "lr factor at each milestone of the step schedule")
-    augment: bool = _f(False, "random crop (4-pixel zero padding) + horizontal flip of each training batch")
+    augment: bool = _f(False, "random crop (4-pixel zero padding) of each training batch, plus a horizontal "
+                       "flip for colour images only (a mirrored digit is another image)")
     eps: float = _f(0.3, "attack radius ε in pixel units ([0, 1] scale; ℓ∞ or ℓ2 per --norm)")
     alpha: float = _f(None, "attack step size in pixel units; default 2.5·ε/steps for PGD-based methods "
                       "(Madry's rule) and 1.25·ε for fast", elem=float)
