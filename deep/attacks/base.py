@@ -16,6 +16,8 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor, nn
 
+from deep.device import channels_last, prefers_channels_last
+
 BOX_TOL = 1e-6  # inputs may overshoot [0, 1] by float rounding; they are clamped back
 
 
@@ -79,6 +81,11 @@ class Attack:
         generator: torch.Generator (CPU) for random starts; None uses the global RNG.
     """
 
+    # Memory layout while attacking: None = channels-last for conv nets on the CPU (1.4x faster PGD
+    # here, same accuracies; benchmarks/README.md), True/False to force it. The model is handed back
+    # in its own layout either way. Set on an instance: ``atk.channels_last = False``.
+    channels_last: bool | None = None
+
     def __init__(self, model: nn.Module, *, targeted: bool = False, bf16: bool = False,
                  generator: torch.Generator | None = None) -> None:
         if not isinstance(model, nn.Module):
@@ -102,7 +109,8 @@ class Attack:
         x, y = self._validate(x, y)
         if x.shape[0] == 0:
             return x.clone()
-        with eval_mode(self.model), torch.enable_grad():
+        fast = self.channels_last if self.channels_last is not None else prefers_channels_last(self.model, x.device)
+        with eval_mode(self.model), channels_last(self.model, fast), torch.enable_grad():
             x_adv = self._perturb(x, y)
         return x_adv.detach()
 

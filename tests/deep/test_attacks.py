@@ -473,3 +473,41 @@ def test_best_prefers_success_over_higher_loss() -> None:
     best.update(torch.full((3, 1, 1, 1), 3.0), torch.tensor([0.1, 0.1, 0.1]), torch.tensor([False, True, False]))
     assert best.x.flatten().tolist() == [1.0, 3.0, 1.0]
     assert best.success.tolist() == [True, True, False]
+
+
+def _tiny_convnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 3))
+
+
+def test_channels_last_layout_is_restored_and_changes_no_accuracy() -> None:
+    # On the CPU a conv model is attacked in channels-last format (faster); the model must come back
+    # in its own layout with identical weights, and the attack's outcome must match the NCHW run.
+    model = _tiny_convnet()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    outs = {}
+    for fast in (True, False):
+        atk = PGD(model, eps=0.5, alpha=0.1, steps=10, generator=torch.Generator().manual_seed(0))
+        atk.channels_last = fast
+        outs[fast] = atk(x, y)
+        for k, v in model.state_dict().items():
+            assert v.is_contiguous(), k
+            assert torch.equal(v, before[k]), k
+    with torch.no_grad():
+        acc = {fast: float((model(o).argmax(1) == y).float().mean()) for fast, o in outs.items()}
+    assert abs(acc[True] - acc[False]) <= 2 / 64
+    assert float((outs[True] - outs[False]).abs().amax()) <= 2 * 0.5 + 1e-6  # both inside the same ball
+    assert acc[True] < 1.0  # the attack did something, so the comparison can fail
+
+
+def test_prefers_channels_last_only_for_cpu_conv_models() -> None:
+    from deep.device import prefers_channels_last
+
+    assert prefers_channels_last(_tiny_convnet(), torch.device("cpu"))
+    assert not prefers_channels_last(torch.nn.Linear(3, 3), torch.device("cpu"))
+    assert not prefers_channels_last(_tiny_convnet(), torch.device("cuda"))
