@@ -11,9 +11,11 @@ from torch import nn
 from deep.models.base import ImageClassifier, check_in_shape
 from deep.models.cifar_cnn import cifar_cnn_body
 from deep.models.linear import logreg_body, mlp_body
+from deep.models.maxout import maxout_body
 from deep.models.normalization import default_normalization
 from deep.models.densenet import densenet_body
 from deep.models.inception import inception_body
+from deep.models.rbf import rbf_body
 from deep.models.resnet import preact_resnet18_body, resnet18_body, resnet50_body
 from deep.models.smallcnn import smallcnn_body
 from deep.models.vgg import vgg16_body
@@ -24,6 +26,8 @@ BodyBuilder = Callable[..., tuple[nn.Module, int]]
 _BODIES: dict[str, BodyBuilder] = {
     "logreg": logreg_body,
     "mlp": mlp_body,
+    "maxout": maxout_body,  # Goodfellow et al. 2015's MNIST net
+    "rbf": rbf_body,  # Goodfellow et al. 2015 §7's shallow RBF network
     "smallcnn": smallcnn_body,
     "cifar-cnn": cifar_cnn_body,
     "resnet18": resnet18_body,

@@ -19,6 +19,8 @@ torch.set_num_threads(2)
 TINY = [
     ("logreg", {}, (1, 6, 6), 36),
     ("mlp", {"hidden": (8, 5)}, (3, 6, 6), 5),
+    ("maxout", {"hidden": (8, 6), "pieces": 3}, (1, 6, 6), 6),
+    ("rbf", {"units": 5}, (1, 6, 6), 5),
     ("smallcnn", {}, (1, 28, 28), 200),
     ("cifar-cnn", {}, (1, 28, 28), 256),
     ("cifar-cnn", {"widths": (4, 8)}, (3, 6, 6), 8),
@@ -34,7 +36,7 @@ FULL = [("resnet50", 2048), ("wrn-34-10", 640), ("densenet", 1024), ("resnet18",
 
 
 def test_model_names_are_the_contract():
-    assert set(MODEL_NAMES) == {"logreg", "mlp", "smallcnn", "cifar-cnn", "resnet18", "resnet50",
+    assert set(MODEL_NAMES) == {"logreg", "mlp", "maxout", "rbf", "smallcnn", "cifar-cnn", "resnet18", "resnet50",
                                 "preact-resnet18", "wrn-34-10", "vgg16", "densenet", "inception"}
     assert {n for n, *_ in TINY} | {n for n, _ in FULL} == set(MODEL_NAMES)
 
