@@ -22,12 +22,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from deep.device import default_device
+from deep.device import default_device, prefers_channels_last
 from deep.evaluate import evaluate
 
 from .checkpoint import (CHECKPOINT, LOG, METRICS, MODEL, RECIPE, append_jsonl, build_from_spec, load_checkpoint,
-                         read_json, save_checkpoint, write_json_atomic)
-from .methods import make_inner_attack, training_step
+                         load_run, read_json, save_checkpoint, write_json_atomic)
+from .methods import make_inner_attack, set_inner_radius, training_step
 from .recipe import Recipe
 from .schedule import factor_at_step
 
@@ -97,7 +97,8 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
 def _check_folder(out: Path, recipe: Recipe) -> dict[str, Any] | None:
     """Return the finished metrics if out holds this run done; refuse a folder holding another recipe."""
     if (out / RECIPE).exists():
-        existing = read_json(out / RECIPE)
+        # fields added to Recipe after the folder was written take their defaults (which keep old behaviour)
+        existing = {**Recipe().to_dict(), **read_json(out / RECIPE)}
         if existing != recipe.to_dict():
             diff = sorted(k for k in set(existing) | set(recipe.to_dict()) if existing.get(k) != recipe.to_dict().get(k))
             raise ValueError(f"{out} holds a run with a different recipe (fields {diff}); use another --out")
@@ -158,6 +159,15 @@ def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = N
     spec = _model_spec(recipe, info)
 
     model = build_from_spec(spec).to(dev)
+    if prefers_channels_last(model, dev):  # ~1.35x faster conv training on the CPU (deep/device.py)
+        model = model.to(memory_format=torch.channels_last)
+    if recipe.init_from is not None and not (out / CHECKPOINT).exists():
+        # fine-tuning: start from another run's weights (a resumed run has its own checkpoint instead)
+        init_model, _ = load_run(recipe.init_from)
+        try:
+            model.load_state_dict(init_model.state_dict())
+        except RuntimeError as e:
+            raise ValueError(f"recipe.init_from {recipe.init_from!r} holds another architecture: {e}") from e
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     n = len(train_split)
@@ -195,7 +205,9 @@ def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = N
                                   augment=augment_mode(recipe, train_split.info.shape), device=dev)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not show,
                    leave=False)
-        for x, y in bar:
+        for i, (x, y) in enumerate(bar):
+            # ε warm-up: read at the end of the batch, like the lr schedule (a no-op when eps_warmup is 0)
+            set_inner_radius(recipe, attack, epoch + (i + 1) / steps_per_epoch)
             out_step = training_step(recipe, model, attack, x, y)
             optimizer.zero_grad(set_to_none=True)
             out_step.loss.backward()

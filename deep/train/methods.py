@@ -5,6 +5,7 @@
 | standard | none                                                 | CE(p(x), y)                     |
 | pgd      | PGD on CE from a uniform start (Madry et al.)        | CE(p(x̂′), y)                    |
 | fgsm     | FGSM, x + ε·sign ∇ₓCE (Goodfellow et al.)           | α·CE(x) + (1 − α)·CE(x_fgsm)    |
+| noise-sign / noise-uniform | x + ε·(random ±1) / x + U(−ε, ε) (GF §6 control) | α·CE(x) + (1 − α)·CE(x_noise) |
 | fast     | FGSM from a uniform start, step 1.25ε (Wong et al.)  | CE(p(x̂′), y)                    |
 | trades   | PGD on KL(p(x) ‖ p(x′)) from x + 0.001·N(0, 1)       | CE(p(x), y) + β·KL              |
 | mart     | PGD on CE from x + 0.001·N(0, 1)                     | BCE + λ·KL·(1 − p_y(x))         |
@@ -40,6 +41,21 @@ def autocast(enabled: bool, device: torch.device) -> contextlib.AbstractContextM
     return contextlib.nullcontext()
 
 
+class NoisePerturbation:
+    """GF §6's control for adversarial training: x + ε·s, s uniform on {−1, +1}^d ("sign") or on
+    [−1, 1]^d ("uniform"), clipped to [0, 1]; no gradient is used, so it is not an attack."""
+
+    def __init__(self, eps: float, kind: str, generator: torch.Generator) -> None:
+        if kind not in ("sign", "uniform"):
+            raise ValueError(f"noise kind must be 'sign' or 'uniform', got {kind!r}")
+        self.eps, self.kind, self.generator = float(eps), kind, generator
+
+    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        u = torch.rand(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
+        s = torch.where(u < 0.5, -1.0, 1.0).to(x.dtype) if self.kind == "sign" else 2 * u - 1
+        return (x + self.eps * s).clamp(0.0, 1.0)
+
+
 def make_inner_attack(recipe: Recipe, model: nn.Module, generator: torch.Generator):
     """The attack that generates this method's training examples (None for standard training)."""
     eps, alpha, steps, norm, bf16 = recipe.eps, recipe.step_size(), recipe.steps, recipe.norm, recipe.bf16
@@ -52,6 +68,8 @@ def make_inner_attack(recipe: Recipe, model: nn.Module, generator: torch.Generat
         if norm != "linf":
             raise ValueError("method 'fgsm' (Goodfellow) is an ℓ∞ method; recipe.norm must be 'linf'")
         return FGSM(model, eps, bf16=bf16)
+    if m in ("noise-sign", "noise-uniform"):
+        return NoisePerturbation(eps, m.split("-")[1], generator)
     if m == "fast":
         if norm != "linf":
             raise ValueError("method 'fast' (random-start FGSM) is an ℓ∞ method; recipe.norm must be 'linf'")
@@ -63,10 +81,51 @@ def make_inner_attack(recipe: Recipe, model: nn.Module, generator: torch.Generat
     raise ValueError(f"unknown method {m!r}")
 
 
+def inner_radius_factor(recipe: Recipe, t_epochs: float) -> float:
+    """Fraction of recipe.eps the training attack uses after t_epochs of training: a linear ramp
+    0 → 1 over the first recipe.eps_warmup epochs (1 throughout when eps_warmup is 0)."""
+    if recipe.eps_warmup <= 0:
+        return 1.0
+    return min(1.0, max(0.0, t_epochs / recipe.eps_warmup))
+
+
+def set_inner_radius(recipe: Recipe, attack, t_epochs: float) -> None:
+    """Scale the training attack's ε and step by inner_radius_factor (both, so that the same number
+    of steps still spans the ball). A no-op without warm-up, so runs without it are unchanged."""
+    if attack is None or recipe.eps_warmup <= 0:
+        return
+    f = inner_radius_factor(recipe, t_epochs)
+    attack.eps = recipe.eps * f
+    if hasattr(attack, "alpha") and attack.alpha is not None:
+        attack.alpha = recipe.step_size() * f
+
+
+def perturb_subset(recipe: Recipe, model: nn.Module, attack, x: Tensor, y: Tensor) -> Tensor:
+    """[MART] §3's experiment: adversarial versions for one set only, natural images for the other.
+
+    S⁺ / S⁻ are the examples the current model classifies correctly / wrongly on the natural batch
+    (eval mode, as the attack sees the model); recipe.perturb names the set that is attacked."""
+    with torch.no_grad(), autocast(recipe.bf16, x.device):
+        was_training = model.training
+        model.eval()
+        try:
+            correct = model(x).argmax(dim=1) == y
+        finally:
+            model.train(was_training)
+    chosen = correct if recipe.perturb == "correct" else ~correct
+    x_out = x.clone()
+    if bool(chosen.any()):
+        x_out[chosen] = attack(x[chosen], y[chosen]).to(x_out.dtype)
+    return x_out
+
+
 def training_step(recipe: Recipe, model: nn.Module, attack, x: Tensor, y: Tensor) -> StepOutput:
     """Loss of one batch (model in train mode), per recipe.method."""
     m = recipe.method
-    x_adv = attack(x, y) if attack is not None else None
+    if m == "pgd" and recipe.perturb != "all":
+        x_adv = perturb_subset(recipe, model, attack, x, y)
+    else:
+        x_adv = attack(x, y) if attack is not None else None
     with autocast(recipe.bf16, x.device):
         if m == "standard":
             logits = model(x)
@@ -76,10 +135,12 @@ def training_step(recipe: Recipe, model: nn.Module, attack, x: Tensor, y: Tensor
             return StepOutput(F.cross_entropy(logits_adv.float(), y), None, logits_adv)
         # The two-view methods: one forward pass per view, as the official TRADES/MART code does.
         logits_nat, logits_adv = model(x), model(x_adv)
-    if m == "fgsm":
+    if m in ("fgsm", "noise-sign", "noise-uniform"):
         loss = goodfellow_loss(logits_nat.float(), logits_adv.float(), y, recipe.fgsm_alpha)
     elif m == "trades":
         loss = trades_loss(logits_nat.float(), logits_adv.float(), y, recipe.beta)
     else:
-        loss = mart_loss(logits_nat.float(), logits_adv.float(), y, recipe.lam)
+        ab = recipe.mart_ablation
+        loss = mart_loss(logits_nat.float(), logits_adv.float(), y, recipe.lam, weight=ab != "no-weight",
+                         kl=ab != "no-kl", bce=ab != "ce")
     return StepOutput(loss, logits_nat, logits_adv)

@@ -18,6 +18,8 @@ METHODS: tuple[str, ...] = ("standard", "pgd", "fgsm", "fast", "trades", "mart",
                            "noise-sign", "noise-uniform")  # noise-*: GF §6's control for fgsm
 SCHEDULES: tuple[str, ...] = ("step", "cyclic", "constant", "onecycle")
 NORMS: tuple[str, ...] = ("linf", "l2")
+MART_ABLATIONS: tuple[str, ...] = ("none", "no-weight", "no-kl", "ce")  # [MART] §4 ablations
+PERTURB_SETS: tuple[str, ...] = ("all", "correct", "misclassified")  # [MART] §3 S⁺/S⁻ experiment
 # Named datasets of deep.data; ``npz:<path>`` and constructed-dataset directories are accepted too.
 DATASET_NAMES: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset", "restricted-imagenet")
 DATASET_PREFIXES: tuple[str, ...] = ("npz:", "dir:", "restricted-imagenet:")
@@ -35,7 +37,8 @@ class Recipe:
                       "npz:<path>, or a constructed-dataset directory")
     model: str = _f("smallcnn", "model name from deep.models.MODEL_NAMES")
     method: str = _f("standard", choices=METHODS, help="training method: standard | pgd (Madry) | fgsm (Goodfellow, α-mixed) | "
-                     "fast (random-start FGSM, Wong et al.) | trades (β) | mart (λ)")
+                     "fast (random-start FGSM, Wong et al.) | trades (β) | mart (λ) | noise-sign / noise-uniform (GF's "
+                     "control: α-mixed like fgsm, on x + ε·random signs / x + U(−ε, ε))")
     epochs: int = _f(10, "number of passes over the training set (epochs)")
     batch_size: int = _f(128, "examples per SGD step")
     lr: float = _f(0.01, "peak learning rate of SGD")
@@ -56,6 +59,15 @@ class Recipe:
     norm: str = _f("linf", "threat model norm: linf | l2", choices=NORMS)
     beta: float = _f(6.0, "TRADES weight β of KL(p(x) ‖ p(x′))")
     lam: float = _f(6.0, "MART weight λ of the misclassification-aware KL term")
+    mart_ablation: str = _f("none", choices=MART_ABLATIONS, help="MART ablation ([MART] §4): none | no-weight (drop "
+                            "the (1 − p_y(x)) factor) | no-kl (drop the KL term) | ce (CE instead of BCE)")
+    perturb: str = _f("all", choices=PERTURB_SETS, help="pgd only ([MART] §3 S⁻/S⁺ experiment): which training "
+                      "examples get adversarial versions: all | correct (S⁺ only; the misclassified S⁻ stay "
+                      "natural) | misclassified (S⁻ only); S⁻/S⁺ by the current model on the natural batch")
+    eps_warmup: float = _f(0.0, "epochs over which the training attack's ε (and step) ramps linearly from 0 "
+                           "to eps (0 = no warm-up); used for ℓ∞ 0.3 MNIST fine-tuning at CPU scale")
+    init_from: str = _f(None, "run folder (or its checkpoint.pt) whose model weights initialise this run, e.g. a "
+                        "standard model for adversarial fine-tuning; None = fresh seeded init", elem=str)
     fgsm_alpha: float = _f(0.5, "Goodfellow's mixing weight α of the clean loss: α·J(x) + (1−α)·J(x_fgsm)")
     subset: int = _f(None, "train on a random (seeded) subset of this many training examples", elem=int)
     first_n: int = _f(None, "train on the first this-many training examples", elem=int)
@@ -110,6 +122,14 @@ class Recipe:
             need(isinstance(getattr(self, name), bool), name, "must be a bool")
         need(not (self.nesterov and self.momentum == 0), "nesterov", "needs momentum > 0")
         need(self.method == "standard" or self.eps > 0, "eps", f"must be > 0 for method {self.method!r}")
+        need(self.mart_ablation in MART_ABLATIONS, "mart_ablation", f"must be one of {MART_ABLATIONS}")
+        need(self.mart_ablation == "none" or self.method == "mart", "mart_ablation", "needs method 'mart'")
+        need(self.perturb in PERTURB_SETS, "perturb", f"must be one of {PERTURB_SETS}")
+        need(self.perturb == "all" or self.method == "pgd", "perturb", "other than 'all' needs method 'pgd'")
+        need(self.init_from is None or (isinstance(self.init_from, str) and Path(self.init_from).exists()),
+             "init_from", "must be None or an existing run folder / checkpoint file")
+        need(is_num(self.eps_warmup) and 0 <= self.eps_warmup <= self.epochs, "eps_warmup",
+             "must be a number of epochs in [0, recipe.epochs]")
 
     # -- derived -------------------------------------------------------------------------------
     def step_size(self) -> float:
