@@ -86,6 +86,7 @@ class Entry:
     run: Run
     state: str
     metrics: dict[str, Any] | None
+    run_dir: Path | None = None  # the run's folder in the store (renderers read its artifacts)
 
 
 # A renderer draws one figure or table from runs whose metrics are not a plain accuracy table (weight
@@ -130,7 +131,8 @@ def collect(spec: Spec, store: Store) -> list[Entry]:
                 raise ValueError(f"stage {run.stage!r}: unknown report renderer {name!r}; known: {sorted(RENDERERS)}")
             state = store.state(run.hash)
             metrics = store.metrics(run.hash) if state == "done" else None
-            entries.append(Entry(f"render:{name}", name, str(run.config.get("dataset", "?")), run, state, metrics))
+            entries.append(Entry(f"render:{name}", name, str(run.config.get("dataset", "?")), run, state, metrics,
+                                 store.run_dir(run.hash)))
         for tag in run.report.get("rows", []):
             table, _, row = tag.partition(":")
             if table not in TABLES:
@@ -209,6 +211,70 @@ def _figure(table: Table, entries: list[Entry], path: Path, caption: str) -> lis
     return outs
 
 
+# [IL] Fig 3 (SPEC §5): architectures trained on D_det built from a standard ResNet-50; x = their test
+# accuracy, y = success rate of the ResNet-50's adversarial examples on them (read off the figure).
+IL_FIG3_PAPER: dict[str, tuple[float, float]] = {
+    "VGG-16": (27.9, 65.7), "Inception-v3": (39.4, 82.8), "ResNet-18": (40.8, 92.1),
+    "DenseNet": (41.7, 92.7), "ResNet-50": (44.7, 98.7)}
+
+
+@register_renderer("il-fig3")
+def render_il_fig3(entries: list[Entry], out_dir: Path, stem: str, caption: str) -> list[str]:
+    """Transfer runs (kind ``transfer`` with a ``det`` input): test accuracy after training on D_det
+    against the transfer success of the source model's adversarial examples, ours beside the paper's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title = "[IL] Figure 3: transfer success vs test accuracy after training on D_det"
+    lines = [f"### {title}", "",
+             "Paper numbers: SPEC §5 (CIFAR-10, source ResNet-50; read off the figure). Ours: the spec's source "
+             "model's untargeted adversarial examples on each architecture trained on D (transfer success = "
+             "fraction of the test images it classifies correctly that the examples flip), and the same "
+             "architecture trained on D_det scored on the real test set.", "",
+             "| architecture | dataset | ours: test acc on D_det | ours: transfer success | target clean acc | "
+             "source clean acc | attack | run |", "|---|---|---|---|---|---|---|---|"]
+    done = []
+    for e in entries:
+        arch = str(e.run.config.get("model", e.run.axes.get("model", "?")))
+        m = e.metrics
+        if m is None:
+            lines.append(f"| {arch} | {e.dataset} | MISSING ({e.state}) | | | | | `{e.run.hash}` |")
+            continue
+        x, y = m.get("det_test_acc"), m.get("transfer_success")
+        lines.append(f"| {arch} | {e.dataset} | {pct(x)} | {pct(y)} | {pct(m.get('target_clean'))} | "
+                     f"{pct(m.get('source_clean'))} | {m.get('attack')} {m.get('norm')} eps {m.get('eps')} | `{e.run.hash}` |")
+        if x is not None and y is not None:
+            done.append((arch, 100 * x, 100 * y))
+    lines += ["", "| paper architecture | test acc on D_det | transfer success |", "|---|---|---|"]
+    lines += [f"| {a} | {x:.1f} | {y:.1f} |" for a, (x, y) in IL_FIG3_PAPER.items()]
+    if not done:
+        return lines + ["", "No figure: every transfer run is MISSING."]
+    fig, ax = plt.subplots(figsize=(5.4, 4.2))
+    ax.scatter([d[1] for d in done], [d[2] for d in done], color="C0", label="ours (CPU scale)", zorder=3)
+    for arch, x, y in done:
+        ax.annotate(arch, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="C0")
+    px = [v[0] for v in IL_FIG3_PAPER.values()]
+    py = [v[1] for v in IL_FIG3_PAPER.values()]
+    ax.scatter(px, py, facecolors="white", edgecolors="C1", marker="s", label="paper (CIFAR-10, ResNet-50 source)")
+    nudge = {"ResNet-18": (-50, -4), "ResNet-50": (6, -2)}  # three paper points nearly coincide
+    for arch, (x, y) in IL_FIG3_PAPER.items():
+        ax.annotate(arch, (x, y), textcoords="offset points", xytext=nudge.get(arch, (4, -9)), fontsize=7, color="C1")
+    ax.set_xlabel("test accuracy after training on D_det (%)")
+    ax.set_ylabel("transfer success of source adversarial examples (%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title.split(":")[0] + f" — {', '.join(sorted({e.dataset for e in entries}))}", fontsize=10)
+    fig.text(0.01, 0.01, caption, fontsize=6, wrap=True)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    for suffix in (".png", ".pdf"):
+        fig.savefig(out_dir / f"{stem}{suffix}", dpi=130)
+    plt.close(fig)
+    return lines + ["", f"![{title}]({stem}.png)", "", f"*{caption}* PDF: `{stem}.pdf`."]
+
+
 MAIN_SPEC = "laptop"
 
 
@@ -265,6 +331,10 @@ def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str]
                       f"Paper numbers: {table.source}" + ("" if dataset.split("-")[0] == table.paper_dataset
                                                           else f"; none were published for `{dataset}`") + ".", ""]
             lines += _markdown_table(table, group)
+            setting = sorted({f"{e.metrics.get('norm')} eps {e.metrics.get('eps')}, {e.metrics.get('n')} test images"
+                              for e in group if e.metrics is not None and e.metrics.get("eps")})  # eps 0: clean only
+            if setting:  # our attack setting can differ from the paper's (e.g. MNIST)
+                lines += ["", "Our evaluation: " + "; ".join(setting) + "."]
             if any(e.metrics is not None for e in group):
                 stem = f"exp-{spec.name}-{table_key}-{dataset}"
                 caption = f"Spec {spec.name} ({spec_path.name}); command: {command}; hatched: paper ({table.source})."

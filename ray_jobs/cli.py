@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     print(describe(spec, store))
     print(f"executed {len(summary.executed)}, skipped {len(summary.skipped)} (already done); "
           f"done {summary.count('done')}, failed {summary.count('failed')}, blocked {summary.count('blocked')}")
+    cpu = [store.status(h).get("cpu_seconds") for h in summary.executed]
+    cpu_total = sum(c for c in cpu if isinstance(c, (int, float)))
+    if cpu_total:
+        print(f"CPU time of the executed runs: {cpu_total:.0f} s ({cpu_total / 60:.1f} CPU-minutes; "
+              f"{sum(1 for c in cpu if isinstance(c, (int, float)))} runs recorded it)")
     return 0 if summary.ok else 1
 
 

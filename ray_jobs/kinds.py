@@ -67,6 +67,43 @@ def dataset_path(run_dir: Path) -> Path:
     return inner if inner.is_dir() else run_dir
 
 
+def store_relative(value: str, store_root: Path) -> str | None:
+    """The part of a path below a store's root (``runs/<hash>/...``), or None for paths elsewhere.
+
+    Train runs on constructed datasets record the dataset folder's absolute path in recipe.json; this
+    finds its place in the store whatever root it was written under (a moved or remounted store)."""
+    parts = Path(value).parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "runs" and i + 1 < len(parts) and len(parts[i + 1]) > 0:
+            return str(Path(*parts[i:]))
+    return None
+
+
+def resolve_dataset(value: Any, store_root: Path) -> Any:
+    """A recipe's ``dataset`` as usable here: names pass through; a constructed-dataset path that no
+    longer exists (the store was moved) is re-rooted at ``store_root`` when it lies in a store."""
+    if not isinstance(value, str) or "/" not in value or Path(value).is_dir():
+        return value
+    rel = store_relative(value, store_root)
+    if rel is not None and (store_root / rel).is_dir():
+        return str(store_root / rel)
+    return value
+
+
+def rebase_recipe(run_dir: Path, store_root: Path) -> None:
+    """Before resuming a train run: point recipe.json's dataset at this store's copy, so a store that
+    was moved since the run started resumes instead of failing deep.train's same-recipe check."""
+    from ray_jobs.store import read_json, write_json_atomic
+
+    path = run_dir / "recipe.json"
+    recipe = read_json(path)
+    if not isinstance(recipe, dict):
+        return
+    new = resolve_dataset(recipe.get("dataset"), store_root)
+    if new != recipe.get("dataset"):
+        write_json_atomic(path, {**recipe, "dataset": new})
+
+
 def _require(inputs: dict[str, Path], name: str, kind: str) -> Path:
     if name not in inputs:
         raise ValueError(f"kind {kind!r} needs an input named {name!r} (add needs = {{ {name} = \"STAGE\" }})")
@@ -82,6 +119,7 @@ def train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, c
     cfg = dict(config)
     if "dataset" in inputs:
         cfg["dataset"] = str(dataset_path(inputs["dataset"]))
+        rebase_recipe(run_dir, ctx.store.root)
 
     def on_epoch(*args: Any, **kwargs: Any) -> None:
         # The callback's payload is whatever train passes (an epoch number and/or a dict of metrics).
@@ -113,7 +151,7 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
         raise ValueError(f"kind 'eval': unknown config key(s) {sorted(unknown)}; allowed: {sorted(EVAL_KEYS)}")
     model_dir = _require(inputs, "model", "eval")
     model, recipe = load_run(model_dir)
-    dataset = config.get("dataset", recipe.get("dataset"))
+    dataset = config.get("dataset", resolve_dataset(recipe.get("dataset"), ctx.store.root))
     split = load_split(dataset, config.get("split", "test"), data_root=ctx.data_root,
                        subset=config.get("subset"), first_n=config.get("first_n"), seed=config.get("seed", 0))
     ctx.progress(phase="evaluate", n=len(split))
@@ -124,6 +162,21 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     return {**result, "dataset": dataset, "split": config.get("split", "test"), "model_recipe": recipe}
 
 
+def check_source_learned(source: Path, minimum: float) -> float:
+    """The source train run's held-out clean accuracy (deep.train's last evaluation); ValueError when
+    it is below ``minimum``, so a dataset is never built from a model that did not learn."""
+    from ray_jobs.store import read_json
+
+    metrics = read_json(source / "metrics.json")
+    acc = ((metrics or {}).get("last") or {}).get("eval_clean_acc")
+    if not isinstance(acc, (int, float)):
+        raise ValueError(f"source run {source} has no held-out clean accuracy (metrics.json last.eval_clean_acc)")
+    if acc < minimum:
+        raise ValueError(f"source model {source.name} did not learn: held-out clean accuracy {acc:.3f} < "
+                         f"min_source_acc {minimum}; fix its training before constructing from it")
+    return float(acc)
+
+
 @register("construct")
 def construct_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """deep.construct.construct_dataset from the model in input ``source`` into ``run_dir/dataset``
@@ -131,12 +184,57 @@ def construct_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Pat
     from deep.construct import construct_dataset
 
     source = _require(inputs, "source", "construct")
-    options = {k: v for k, v in config.items() if k not in ("construct", "dataset")}
+    options = {k: v for k, v in config.items() if k not in ("construct", "dataset", "min_source_acc")}
     if "construct" not in config or "dataset" not in config:
         raise ValueError("kind 'construct' needs config keys 'construct' (robust|nonrobust|rand|det) and 'dataset'")
+    if "min_source_acc" in config:
+        check_source_learned(source, float(config["min_source_acc"]))
     ctx.progress(phase="construct", construct=config["construct"])
     return construct_dataset(config["construct"], source_run=source, dataset=config["dataset"],
                              out_dir=run_dir / "dataset", data_root=ctx.data_root, progress=False, **options)
+
+
+TRANSFER_KEYS = {"dataset", "split", "first_n", "seed", "attack", "eps", "norm", "alpha", "batch_size", "model"}
+
+
+@register("transfer")
+def transfer_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
+    """[IL] Fig 3: deep.evaluate.transfer of the ``source`` model's adversarial examples to the
+    ``target`` model (an architecture trained on D), plus the clean accuracy on the same real split of
+    the optional input ``det`` (that architecture trained on D_det). ``dataset`` defaults to the
+    source model's dataset; the attack is untargeted (``attack``, default pgd-20) at ``eps``/``norm``;
+    ``model``, when given (the grid axis that selects the target), must be the target's architecture."""
+    from deep.data import load_split
+    from deep.evaluate import predict, transfer
+    from deep.train import load_run
+
+    unknown = set(config) - TRANSFER_KEYS
+    if unknown:
+        raise ValueError(f"kind 'transfer': unknown config key(s) {sorted(unknown)}; allowed: {sorted(TRANSFER_KEYS)}")
+    if "eps" not in config or "norm" not in config:
+        raise ValueError("kind 'transfer' needs config keys 'eps' and 'norm'")
+    source, source_recipe = load_run(_require(inputs, "source", "transfer"))
+    target, target_recipe = load_run(_require(inputs, "target", "transfer"))
+    if "model" in config and config["model"] != target_recipe.get("model"):  # the grid axis naming the target
+        raise ValueError(f"kind 'transfer': config model {config['model']!r} but the target run trained "
+                         f"{target_recipe.get('model')!r}")
+    dataset = config.get("dataset", source_recipe.get("dataset"))
+    split = load_split(dataset, config.get("split", "test"), data_root=ctx.data_root,
+                       first_n=config.get("first_n"), seed=config.get("seed", 0))
+    ctx.progress(phase="transfer", n=len(split))
+    result = transfer(source, target, split, config.get("attack", "pgd-20"), eps=config["eps"], norm=config["norm"],
+                      alpha=config.get("alpha"), batch_size=config.get("batch_size", 256),
+                      seed=config.get("seed", 0), progress=False)
+    out: dict[str, Any] = {**result, "dataset": dataset, "split": config.get("split", "test"),
+                           "source_model": source_recipe.get("model"), "target_model": target_recipe.get("model"),
+                           "target_recipe": target_recipe}
+    if "det" in inputs:
+        det, det_recipe = load_run(inputs["det"])
+        pred, _ = predict(det, split.x, batch_size=config.get("batch_size", 256))
+        out["det_test_acc"] = float((pred == split.y.cpu()).float().mean())
+        out["det_model"] = det_recipe.get("model")
+        out["det_recipe"] = {**det_recipe, "dataset": resolve_dataset(det_recipe.get("dataset"), ctx.store.root)}
+    return out
 
 
 @register("theory")

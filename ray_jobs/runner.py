@@ -8,6 +8,9 @@ Fault handling:
   (``state = failed``, ``error``, ``traceback``); the runner re-submits it at most ``retry_failed``
   times. Runs that need a failed run are marked ``blocked`` with the reason; everything else
   still completes.
+* Two drivers on one store: each run is claimed (``Store.claim``) before it is submitted; a run
+  claimed by another live driver is not submitted but waited for (done there: counted done here;
+  released unfinished: claimed and run here), so no run is ever computed by two drivers at once.
 * GPUs are requested only when the cluster has any (``ray.cluster_resources()["GPU"]``); on a
   machine without GPUs a stage asking for ``num_gpus`` runs on the CPU (deep/ picks its device with
   ``torch.cuda.is_available()``).
@@ -25,7 +28,7 @@ from typing import Any
 
 from ray_jobs.kinds import RunContext, get_kind
 from ray_jobs.spec import Run, Spec, expand, strip_tags
-from ray_jobs.store import Store
+from ray_jobs.store import Store, driver_identity
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +69,7 @@ def execute_run(run: dict[str, Any], store_root: str, data_root: str | None,
     store.update_status(run_hash, state="running", attempts=attempt, host=socket.gethostname(),
                         pid=os.getpid(), started=time.time(), error=None, traceback=None)
     store.log(run_hash, f"attempt {attempt} started on {socket.gethostname()} pid {os.getpid()}")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     try:
         fn = get_kind(run["kind"], kind_modules)
         inputs = {name: store.run_dir(h) for name, h in run["inputs"].items()}
@@ -73,6 +77,9 @@ def execute_run(run: dict[str, Any], store_root: str, data_root: str | None,
         metrics = fn(strip_tags(run["config"]), inputs, store.run_dir(run_hash), ctx)
         if not isinstance(metrics, dict):
             raise TypeError(f"kind {run['kind']!r} returned {type(metrics).__name__}, expected a dict")
+        # CPU seconds of this worker process during the run (one run per worker at a time): on a shared
+        # machine the wall time says little about the cost, the CPU time does.
+        store.update_status(run_hash, cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
         store.finish(run_hash, metrics)
         store.log(run_hash, f"attempt {attempt} done")
         return {"state": "done"}
@@ -164,6 +171,8 @@ def run_spec(spec: Spec, store: Store, *, address: str | None = None, num_cpus: 
     if not todo:
         return summary
 
+    owner = driver_identity()
+    claimed: set[str] = set()
     started = connect(address, num_cpus)
     try:
         resources = ray.cluster_resources()
@@ -173,18 +182,32 @@ def run_spec(spec: Spec, store: Store, *, address: str | None = None, num_cpus: 
         display = _Display(len(runs), len(summary.skipped), spec.name, progress)
         in_flight: dict[Any, str] = {}  # ObjectRef -> hash
         app_failures: dict[str, int] = {}
+        external: dict[str, dict[str, Any]] = {}  # hash -> claim of the other driver running it
         waiting = list(todo)
 
         def finish(h: str, state: str, error: str | None = None) -> None:
             summary.states[h] = state
             if error is not None and state != "done":
                 store.update_status(h, state=state, error=error)
+            if h in claimed:
+                store.release(h, owner)
+                claimed.discard(h)
 
         def submit(run: Run) -> None:
             num_gpus = run.num_gpus if has_gpu else 0.0
             if run.num_cpus > total_cpus:
                 finish(run.hash, "failed", f"asks for num_cpus={run.num_cpus} but the cluster has {total_cpus}")
                 return
+            holder = store.claim(run.hash, owner)
+            if holder is not None:
+                if run.hash not in external:
+                    print(f"[{spec.name}] {run.label()} ({run.hash}) is being run by another driver "
+                          f"(host {holder.get('host')}, pid {holder.get('pid')}); waiting for it. If that driver "
+                          f"is gone, delete {store.run_dir(run.hash) / 'claim.json'}", file=sys.stderr, flush=True)
+                external[run.hash] = holder
+                return
+            external.pop(run.hash, None)
+            claimed.add(run.hash)
             if run.hash not in summary.executed:
                 summary.executed.append(run.hash)
             ref = task.options(num_cpus=run.num_cpus, num_gpus=num_gpus, max_retries=run.max_retries,
@@ -192,7 +215,13 @@ def run_spec(spec: Spec, store: Store, *, address: str | None = None, num_cpus: 
                 _run_payload(run), str(store.root), data_root, list(spec.kind_modules))
             in_flight[ref] = run.hash
 
-        while waiting or in_flight:
+        while waiting or in_flight or external:
+            for h in list(external):
+                if store.is_done(h):  # the other driver finished it
+                    external.pop(h)
+                    summary.states[h] = "done"
+                else:
+                    submit(by_hash[h])  # runs it here once the other driver has released it
             still = []
             for run in waiting:
                 bad = [(n, h) for n, h in run.inputs.items() if summary.states.get(h) in ("failed", "blocked")]
@@ -203,10 +232,12 @@ def run_spec(spec: Spec, store: Store, *, address: str | None = None, num_cpus: 
                     submit(run)
                 else:
                     still.append(run)
-            if not in_flight and waiting and len(still) == len(waiting):
+            if not in_flight and not external and waiting and len(still) == len(waiting):
                 raise RuntimeError(f"no run can start: {[r.label() for r in still]} wait for inputs outside the grid")
             waiting = still
-            if in_flight:
+            if not in_flight:
+                time.sleep(poll_s)  # only other drivers' runs to wait for
+            else:
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=poll_s)
                 for ref in ready:
                     h = in_flight.pop(ref)
@@ -221,7 +252,7 @@ def run_spec(spec: Spec, store: Store, *, address: str | None = None, num_cpus: 
                         app_failures[h] = app_failures.get(h, 0) + 1
                         submit(by_hash[h])
                     else:
-                        summary.states[h] = result["state"]
+                        finish(h, result["state"])
             statuses = {h: store.status(h) for h in in_flight.values()}
             running = [(by_hash[h].short_label(), st.get("progress") or {}) for h, st in statuses.items()
                        if st.get("state") == "running"]
@@ -229,6 +260,8 @@ def run_spec(spec: Spec, store: Store, *, address: str | None = None, num_cpus: 
                            queued=len(in_flight) - len(running))
         display.close()
     finally:
+        for h in list(claimed):
+            store.release(h, owner)
         if shutdown if shutdown is not None else started:
             ray.shutdown()
     return summary

@@ -12,17 +12,46 @@ Layout of ``STORE/runs/<hash>/``:
   ``checkpoint.pt`` resume works across attempts)
 
 A run counts as done only when ``status.json`` says ``done`` *and* ``metrics.json`` parses.
+
+Two drivers on one store (two ``python -m ray_jobs run`` at once, e.g. two specs sharing runs) are kept
+apart per run by ``claim.json``: a driver claims a run before submitting it (under an fcntl lock on
+``STORE/.lock``, held only for the check-and-write) and releases it when the run ends; a run claimed
+by another live driver is not started twice (the runner waits for it). A claim whose driver process is gone (same
+host, dead pid) is stale and is taken over; a claim from another host is never guessed stale.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 STATES = ("pending", "running", "done", "failed", "blocked")
+CLAIM = "claim.json"
+
+
+def driver_identity() -> dict[str, Any]:
+    """Who claims runs: a fresh id per driver plus its host and pid (for the staleness check)."""
+    return {"driver": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+
+
+def claim_is_stale(holder: dict[str, Any]) -> bool:
+    """True when the claiming driver ran on this host and its process no longer exists."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _plain(obj: Any) -> Any:
@@ -116,6 +145,40 @@ class Store:
         """Metrics first, then the done mark: the order is what makes 'done' trustworthy."""
         write_json_atomic(self.run_dir(run_hash) / "metrics.json", metrics)
         self.update_status(run_hash, state="done", error=None, traceback=None, finished=time.time())
+
+    @contextlib.contextmanager
+    def _claims_locked(self):
+        """An exclusive fcntl lock on ``STORE/.lock`` for the few file operations of a claim or release,
+        so two drivers never both decide that a run is free."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def claim(self, run_hash: str, owner: dict[str, Any]) -> dict[str, Any] | None:
+        """Claim ``run_hash`` for the driver ``owner`` (:func:`driver_identity`). Returns None when the
+        claim is ours (new, already ours, or taken over from a driver that died), else the holder's record."""
+        path = self.run_dir(run_hash) / CLAIM
+        with self._claims_locked():
+            holder = read_json(path)
+            if isinstance(holder, dict) and holder.get("driver") != owner.get("driver") and not claim_is_stale(holder):
+                return holder
+            write_json_atomic(path, owner)
+            return None
+
+    def release(self, run_hash: str, owner: dict[str, Any]) -> None:
+        """Drop ``owner``'s claim on ``run_hash`` (a claim held by another driver is left alone)."""
+        path = self.run_dir(run_hash) / CLAIM
+        with self._claims_locked():
+            holder = read_json(path)
+            if isinstance(holder, dict) and holder.get("driver") == owner.get("driver"):
+                path.unlink(missing_ok=True)
+
+    def claim_holder(self, run_hash: str) -> dict[str, Any] | None:
+        return read_json(self.run_dir(run_hash) / CLAIM)
 
     def log(self, run_hash: str, line: str) -> None:
         path = self.run_dir(run_hash) / "log.txt"

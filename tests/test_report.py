@@ -92,3 +92,37 @@ def test_default_report_lists_every_laptop_run_missing_and_adds_specs_with_runs(
     first = expand(load_spec(smoke))[0]
     store.finish(first.hash, {"status": "done"})
     assert [p.stem for p in default_specs(store)] == ["laptop", "smoke"]
+
+
+FIG3_SPEC = """
+[spec]
+name = "fig3"
+[stages.transfer]
+kind = "transfer"
+report = { render = ["il-fig3"] }
+[stages.transfer.config]
+dataset = "cifar10-subset"
+eps = 0.5
+norm = "l2"
+[stages.transfer.grid]
+model = ["cifar-cnn", "mlp"]
+"""
+
+
+def test_transfer_figure_beside_paper_and_missing(tmp_path: Path):
+    spec_file = tmp_path / "fig3.toml"
+    spec_file.write_text(FIG3_SPEC)
+    runs = {r.config["model"]: r for r in expand(load_spec(spec_file))}
+    store = Store(tmp_path / "store")
+    rng = random.Random(1)
+    m = {"det_test_acc": rng.random(), "transfer_success": rng.random(), "target_clean": rng.random(),
+         "source_clean": rng.random(), "attack": "pgd-10", "norm": "l2", "eps": 0.5}
+    store.finish(runs["cifar-cnn"].hash, m)
+    text = write_report(store.root, tmp_path / "out", [spec_file]).read_text()
+    assert (f"| cifar-cnn | cifar10-subset | {100 * m['det_test_acc']:.2f} | {100 * m['transfer_success']:.2f} | "
+            f"{100 * m['target_clean']:.2f} | {100 * m['source_clean']:.2f} |") in text
+    assert "| mlp | cifar10-subset | MISSING (pending) |" in text
+    assert "| ResNet-50 | 44.7 | 98.7 |" in text and "| VGG-16 | 27.9 | 65.7 |" in text  # SPEC §5
+    stem = tmp_path / "out" / "exp-fig3-il-fig3"
+    assert stem.with_suffix(".png").stat().st_size > 1000 and stem.with_suffix(".pdf").stat().st_size > 1000
+    assert f"- MISSING `{runs['mlp'].hash}`" in text

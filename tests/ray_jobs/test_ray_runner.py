@@ -228,3 +228,38 @@ def test_tiny_construct_pipeline_with_real_deep_kinds(ray_instance, tmp_path, da
     assert Path(recipe["dataset"]) == made  # train read the constructed set
     ev = store.metrics(runs["eval"].hash)
     assert ev["dataset"] == "mnist" and ev["n"] == 100  # scored on the real test set
+
+
+def test_runs_claimed_by_another_driver_are_waited_for_not_run_twice(ray_instance, tmp_path, capsys):
+    """A second driver on the same store: one run it finishes (never computed here), one it gives up
+    (released unfinished: claimed and computed here); the dependents use both."""
+    from ray_jobs.store import driver_identity
+
+    counter = tmp_path / "counter.txt"
+    spec = parse_spec(two_stage(counter, xs=(1, 2, 3)))
+    store = Store(tmp_path / "store")
+    sq = {r.config["x"]: r for r in expand(spec) if r.stage == "sq"}
+    other = driver_identity()  # our own (live) pid, another driver id: a driver that is still running
+    assert store.claim(sq[1].hash, other) is None and store.claim(sq[2].hash, other) is None
+
+    def other_driver() -> None:
+        time.sleep(2.0)
+        store.finish(sq[1].hash, {"value": 1})
+        store.release(sq[1].hash, other)
+        store.release(sq[2].hash, other)
+
+    thread = threading.Thread(target=other_driver)
+    thread.start()
+    summary = run_spec(spec, store, progress=False)
+    thread.join()
+    assert summary.ok
+    assert "is being run by another driver" in capsys.readouterr().err
+    done = counts(counter)
+    assert done["square 1"] == 0 and done["square 2"] == 1 and done["square 3"] == 1
+    assert sq[1].hash not in summary.executed and sq[2].hash in summary.executed
+    status = store.status(sq[2].hash)
+    assert 0.0 <= status["cpu_seconds"] and 0.0 < status["wall_seconds"]  # recorded by the worker
+    assert all(store.claim_holder(r.hash) is None for r in expand(spec))  # everything released
+    for run in expand(spec):
+        if run.stage == "add":
+            assert store.metrics(run.hash)["value"] == run.config["x"] ** 2 + run.config["offset"]

@@ -107,7 +107,11 @@ def test_load_spec_errors(tmp_path):
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_shipped_specs_expand_with_known_kinds(path):
+    import importlib
+
     spec = load_spec(path)
+    for module in spec.kind_modules:  # the modules that register the spec's extra kinds
+        importlib.import_module(module)
     runs = expand(spec)
     assert runs and spec.name == path.stem
     for run in runs:
@@ -175,14 +179,22 @@ def test_shipped_spec_configs_are_accepted_by_deep(path, tmp_path):
                 config["dataset"] = str(tmp_path)
             Recipe.from_dict(config)
         elif run.kind == "construct":
-            options = {k: v for k, v in config.items() if k not in ("construct", "dataset")}
+            options = {k: v for k, v in config.items() if k not in ("construct", "dataset", "min_source_acc")}
+            assert 0.0 <= config.get("min_source_acc", 0.0) < 1.0
             inspect.signature(construct_dataset).bind(config["construct"], source_run="x", dataset=config["dataset"],
                                                       out_dir="y", data_root=None, progress=False, **options)
             assert config["construct"] in ("robust", "nonrobust", "rand", "det")
         elif run.kind == "eval":
-            assert config["norm"] in ("linf", "l2") and config["eps"] > 0
+            # eps 0 only for a clean-accuracy-only evaluation (an empty suite)
+            assert config["norm"] in ("linf", "l2") and (config["eps"] > 0 or config["suite"] == [])
             for name in config["suite"]:
                 parse_attack(name, eps=config["eps"])
+        elif run.kind == "transfer":
+            from ray_jobs.kinds import TRANSFER_KEYS
+
+            assert set(config) <= TRANSFER_KEYS and config["norm"] in ("linf", "l2") and config["eps"] > 0
+            assert {"source", "target"} <= set(run.inputs)
+            parse_attack(config.get("attack", "pgd-20"), eps=config["eps"])
 
 
 def test_theory_kind_calls_a_theory_function_and_rejects_others(tmp_path):
