@@ -145,3 +145,14 @@ def test_load_run_errors(tiny: str, tmp_path: Path) -> None:
     ckpt.unlink()
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         load_run(tmp_path / "run")
+
+
+def test_augmentation_never_mirrors_grayscale_digits() -> None:
+    # A horizontally flipped digit is another (often invalid) digit: crop only for 1-channel images.
+    from deep.train import Recipe
+    from deep.train.loop import augment_mode
+
+    on = Recipe(dataset="mnist", model="smallcnn", augment=True)
+    assert augment_mode(on, (1, 28, 28)) == "crop"
+    assert augment_mode(on, (3, 32, 32)) == "crop+flip"
+    assert augment_mode(Recipe(dataset="mnist", model="smallcnn"), (3, 32, 32)) is False
