@@ -307,6 +307,15 @@ def _as_image(a: np.ndarray) -> tuple[np.ndarray, str | None]:
     return np.transpose(a, (1, 2, 0)), None
 
 
+def _show(ax, a: np.ndarray) -> None:
+    """One CHW image in [0, 1] in a bare panel (no ticks, no grid)."""
+    img, cmap = _as_image(a)
+    ax.imshow(img, cmap=cmap, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
 def _load(e: Entry) -> dict[str, np.ndarray] | None:
     if e.metrics is None or e.run_dir is None:
         return None
@@ -374,11 +383,7 @@ def render_gradients(entries: list[Entry], out_dir: Path, stem: str, caption: st
         for r, (name, imgs) in enumerate(row_arrays):
             for c in range(cols):
                 ax = axes[r][c]
-                img, cmap = _as_image(imgs[c])
-                ax.imshow(img, cmap=cmap, vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
+                _show(ax, imgs[c])
                 if c == 0:
                     ax.set_ylabel(name if len(name) < 18 else name.replace(" (", "\n("), fontsize=6)
         fig.suptitle(f"[TS] input gradients, {ds} (first example of each class)", fontsize=9)
@@ -423,23 +428,17 @@ def render_large_eps(entries: list[Entry], out_dir: Path, stem: str, caption: st
         rows = 1 + len(group)
         fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols + 1.2, 1.2 * rows + 0.4), squeeze=False)
         for c in range(cols):
-            img, cmap = _as_image(x[c])
-            axes[0][c].imshow(img, cmap=cmap, vmin=0, vmax=1)
+            _show(axes[0][c], x[c])
             axes[0][c].set_title(f"y={int(group[0][1]['y'][c])}", fontsize=6)
         axes[0][0].set_ylabel("original", fontsize=6)
         for r, (e, a) in enumerate(group, start=1):
             p = a["path_probs"][-1]
             for c in range(cols):
-                img, cmap = _as_image(a["x_adv"][c])
                 t = int(a["target"][c])
-                axes[r][c].imshow(img, cmap=cmap, vmin=0, vmax=1)
+                _show(axes[r][c], a["x_adv"][c])
                 axes[r][c].set_title(f"→{t} p={p[c, t]:.2f}", fontsize=6)
             name = model_label(e.metrics["model_recipe"])
             axes[r][0].set_ylabel(f"{name.replace(' (', chr(10) + '(')}\nε={e.metrics['eps']:g}", fontsize=6)
-        for ax in axes.flat:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
         fig.suptitle(f"[TS] large-ε ℓ2 targeted examples, {ds} (title: target and its probability)", fontsize=9)
         fig.tight_layout()
         s = f"{stem}-{slug(ds)}"
@@ -454,14 +453,10 @@ def render_large_eps(entries: list[Entry], out_dir: Path, stem: str, caption: st
         for r, (e, a, i) in enumerate(strip_rows):
             t, y = int(a["target"][i]), int(a["y"][i])
             for c in range(points):
-                img, cmap = _as_image(a["strip"][c, i])
                 ax = axes[r][c]
-                ax.imshow(img, cmap=cmap, vmin=0, vmax=1)
+                _show(ax, a["strip"][c, i])
                 pr = a["path_probs"][c, i]
                 ax.set_title(f"λ={a['lam'][c]:.2f}\np(y)={pr[y]:.2f} p(t)={pr[t]:.2f}", fontsize=5)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
             name = model_label(e.metrics["model_recipe"]).split(" (")[0]
             axes[r][0].set_ylabel(f"{name}\n{y}→{t}", fontsize=6)
         fig.suptitle(f"[TS] interpolation x + λ(x_adv − x), {ds}", fontsize=9)
