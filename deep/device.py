@@ -11,6 +11,16 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"``: :func:`default_device`; otherwise that device (ValueError if CUDA is absent)."""
+    if device is None or str(device) == "auto":
+        return default_device()
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return d
+
+
 def prefers_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
     """Whether a model runs faster in channels-last memory format: conv nets on the CPU.
 

@@ -22,6 +22,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from deep.attacks.base import check_count, check_nonneg
+from deep.data import load_split
+from deep.device import resolve_device
+from deep.train import load_run
 
 from . import adversarial, robust
 from .store import PROVENANCE, SCHEMA, SHARDS, check_plan, read_shard, shard_name, shard_path, write_json, write_shard
@@ -189,9 +192,6 @@ def construct_dataset(kind: str, *, source_run: Path | str, dataset: str, out_di
     ckpt = run / "checkpoint.pt" if run.is_dir() else run
     if not ckpt.is_file():
         raise FileNotFoundError(f"no checkpoint.pt in source run {run}")
-    from deep.data import load_split  # late imports: these modules are built alongside this one
-    from deep.train import load_run
-    from deep.train.loop import resolve_device
 
     model, recipe = load_run(run, device=resolve_device(device))
     src = load_split(dataset, split, data_root=data_root, first_n=n)

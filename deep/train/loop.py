@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from deep.device import default_device, prefers_channels_last
+from deep.device import prefers_channels_last, resolve_device
 from deep.evaluate import evaluate
 
 from .checkpoint import (CHECKPOINT, LOG, METRICS, MODEL, RECIPE, append_jsonl, build_from_spec, load_checkpoint,
@@ -37,15 +37,6 @@ def progress_enabled(progress: bool) -> bool:
     if not progress:
         return False
     return not (os.environ.get("ADVFEAT_PROGRESS") == "0" and not sys.stderr.isatty())
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return default_device()
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return d
 
 
 def data_identity(name: str, split: Any) -> dict[str, Any]:
