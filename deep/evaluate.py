@@ -1,10 +1,7 @@
 """Robustness evaluation with a fixed JSON schema (SPEC §0, §4, §6).
 
-Suite names:
-- ``fgsm``: ℓ∞ FGSM (Goodfellow et al.); for ℓ2 one normalised gradient step of length ε (FGM).
-- ``pgd-K`` / ``pgd-KxR``: K-step PGD on CE from a uniform random start, R restarts (per-example best).
-- ``cw-K`` / ``cw-KxR``: the same on the Carlini–Wagner margin (CW∞ in [MART] Table 2).
-Step size: ``alpha`` if given, else 2.5·ε/K (Madry et al.'s rule).
+Suite names are parsed by deep.attacks.registry (``known_attacks()`` lists them: fgsm, pgd-K,
+pgd-KxR, cw-K, cw-KxR, ...). Step size: ``alpha`` if given, else the family's rule (PGD: 2.5·ε/K).
 
 ``evaluate`` returns::
 
@@ -20,57 +17,20 @@ Accuracies are fractions in [0, 1].
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from deep.attacks import FGSM, PGD
-from deep.attacks.base import check_nonneg, model_device
+from deep.attacks.base import model_device
+from deep.attacks.registry import AttackSpec, build_attack, known_attacks, parse_attack
+from deep.units import check_eps, parse_norm
 
-_NAME = re.compile(r"^(?P<kind>pgd|cw)-(?P<steps>[1-9]\d*)(?:x(?P<restarts>[1-9]\d*))?$")
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    name: str
-    kind: str          # "fgsm" | "pgd"
-    steps: int
-    restarts: int
-    alpha: float       # pixel units
-    loss: str          # "ce" | "cw"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "steps": self.steps, "restarts": self.restarts, "alpha": self.alpha,
-                "loss": self.loss}
-
-
-def parse_attack(name: str, *, eps: float, alpha: float | None = None) -> AttackSpec:
-    """Parse a suite name into its settings; ValueError for an unknown name."""
-    if name == "fgsm":
-        return AttackSpec(name, "fgsm", 1, 1, float(eps), "ce")
-    m = _NAME.match(name) if isinstance(name, str) else None
-    if m is None:
-        raise ValueError(f"unknown attack name {name!r}; expected 'fgsm', 'pgd-K', 'pgd-KxR', 'cw-K' or 'cw-KxR'")
-    steps, restarts = int(m["steps"]), int(m["restarts"] or 1)
-    step = 2.5 * eps / steps if alpha is None else check_nonneg("alpha", alpha)
-    return AttackSpec(name, "pgd", steps, restarts, float(step), "ce" if m["kind"] == "pgd" else "cw")
-
-
-def build_attack(spec: AttackSpec, model: nn.Module, *, eps: float, norm: str, seed: int, bf16: bool = False):
-    if spec.kind == "fgsm" and norm == "linf":
-        return FGSM(model, eps, bf16=bf16)
-    gen = torch.Generator().manual_seed(seed)
-    if spec.kind == "fgsm":  # ℓ2: the fast gradient method, one normalised step of length ε from x
-        return PGD(model, eps, eps, 1, norm, random_start=False, bf16=bf16, generator=gen)
-    return PGD(model, eps, spec.alpha, spec.steps, norm, random_start=True, restarts=spec.restarts,
-               loss=spec.loss, bf16=bf16, generator=gen)
-
+__all__ = ["AttackSpec", "attack_split", "build_attack", "evaluate", "known_attacks", "parse_attack", "predict",
+           "transfer"]
 
 def _check_split(split: Any) -> tuple[Tensor, Tensor]:
     x, y = getattr(split, "x", None), getattr(split, "y", None)
@@ -115,7 +75,8 @@ def attack_split(model: nn.Module, split: Any, name: str, *, eps: float, norm: s
                  alpha: float | None = None, seed: int = 0, progress: bool = True, bf16: bool = False) -> Tensor:
     """Adversarial versions of split.x [N, C, H, W] (CPU) under the named attack."""
     x, y = _check_split(split)
-    eps = check_nonneg("eps", eps)
+    norm = parse_norm(norm)
+    eps = check_eps(eps, norm, tuple(x.shape[1:]))
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     spec = parse_attack(name, eps=eps, alpha=alpha)
@@ -132,9 +93,8 @@ def evaluate(model: nn.Module, split: Any, suite: Sequence[str], *, eps: float, 
              bf16: bool = False) -> dict[str, Any]:
     """Clean and per-attack accuracy, the per-example worst case, and Goodfellow's confidence statistic."""
     x, y = _check_split(split)
-    eps = check_nonneg("eps", eps)
-    if norm not in ("linf", "l2"):
-        raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
+    norm = parse_norm(norm)
+    eps = check_eps(eps, norm, tuple(x.shape[1:]))
     if isinstance(suite, str) or len(suite) != len(set(suite)):
         raise ValueError(f"suite must be a sequence of distinct attack names, got {suite!r}")
     specs = [parse_attack(name, eps=eps, alpha=alpha) for name in suite]  # fail fast on unknown names

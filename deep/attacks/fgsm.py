@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from .base import Attack, check_nonneg
 from .losses import attack_objective
+from .pgd import PGD
+from .registry import AttackSpec, register_attack
 
 
 class FGSM(Attack):
@@ -26,3 +28,12 @@ class FGSM(Attack):
         objective = attack_objective(self._logits(x_req), y, "ce", targeted=self.targeted)
         (grad,) = torch.autograd.grad(objective.sum(), x_req)
         return (x + self.eps * grad.sign()).clamp(0.0, 1.0)
+
+
+@register_attack("fgsm", alpha_rule=lambda spec, eps, alpha: eps,
+                 description="one signed step of size ε (ℓ∞ FGSM); for ℓ2 one normalised step of length ε (FGM)")
+def _build(spec: AttackSpec, model: nn.Module, *, eps: float, norm: str, seed: int, bf16: bool = False):
+    if norm == "linf":
+        return FGSM(model, eps, bf16=bf16)
+    # ℓ2: the fast gradient method, one normalised step of length ε from x
+    return PGD(model, eps, eps, 1, norm, random_start=False, bf16=bf16, generator=torch.Generator().manual_seed(seed))

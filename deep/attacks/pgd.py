@@ -11,11 +11,14 @@ restarts sees a superset of the candidates (same generator seed), it can never h
 """
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import Tensor, nn
 
 from .base import Attack, check_count, check_nonneg
 from .losses import LOSSES, attack_objective, attack_success
+from .registry import AttackSpec, check_steps, register_attack
 
 NORMS: tuple[str, ...] = ("linf", "l2")
 
@@ -134,3 +137,31 @@ class PGD(Attack):
                 best.update(x_adv, attack_objective(logits, y, self.loss, targeted=self.targeted, p_clean=p_clean),
                             attack_success(logits, y, self.loss, targeted=self.targeted))
         return best.x
+
+
+# -- registry: suite names pgd-K, pgd-KxR, cw-K, cw-KxR ----------------------------------------
+_NAME = re.compile(r"(?P<family>pgd|cw)-(?P<steps>\d+)(?:x(?P<restarts>\d+))?")
+
+
+def _parse(name: str) -> AttackSpec | None:
+    m = _NAME.fullmatch(name)
+    if m is None:
+        return None
+    steps, restarts = int(m["steps"]), int(m["restarts"] or 1)
+    check_steps(steps, restarts, name)
+    return AttackSpec(name, "pgd", steps, restarts, None, "ce" if m["family"] == "pgd" else "cw")
+
+
+def _madry_alpha(spec: AttackSpec, eps: float, alpha: float | None) -> float:
+    """The caller's alpha, else 2.5·ε/K (Madry et al.); K = 0 takes no step, so 0."""
+    if alpha is not None:
+        return alpha
+    return 2.5 * eps / spec.steps if spec.steps else 0.0
+
+
+@register_attack("pgd", parser=_parse, alpha_rule=_madry_alpha, forms=("pgd-K", "pgd-KxR", "cw-K", "cw-KxR"),
+                 description="K-step PGD from a uniform random start, R restarts; pgd: CE, cw: CW margin")
+def _build(spec: AttackSpec, model: nn.Module, *, eps: float, norm: str, seed: int, bf16: bool = False) -> PGD:
+    gen = torch.Generator().manual_seed(seed)
+    return PGD(model, eps, spec.alpha, spec.steps, norm, random_start=True, restarts=spec.restarts,
+               loss=spec.loss, bf16=bf16, generator=gen)

@@ -117,7 +117,7 @@ def test_parse_attack_names() -> None:
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"suite": ["pgd-0"]}, "unknown attack"), ({"suite": ["deepfool"]}, "unknown attack"),
+    ({"suite": ["pgd-99999999999"]}, r"must lie in \[0, 100000\]"), ({"suite": ["deepfool"]}, "unknown attack"),
     ({"suite": "pgd-20"}, "suite"), ({"eps": -0.1}, "eps"), ({"norm": "l1"}, "norm"),
     ({"suite": ["fgsm", "fgsm"]}, "distinct"),
 ])
