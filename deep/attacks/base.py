@@ -16,6 +16,7 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor, nn
 
+from deep.data.splits import check_images
 from deep.device import channels_last, prefers_channels_last
 
 BOX_TOL = 1e-6  # inputs may overshoot [0, 1] by float rounding; they are clamped back
@@ -54,21 +55,44 @@ def check_count(name: str, value: object, minimum: int = 0) -> int:
     return int(value)
 
 
-def check_images(name: str, x: object) -> Tensor:
-    """Float NCHW tensor in [0, 1] (within BOX_TOL) without NaNs; returned detached and clamped."""
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must be 4-D NCHW, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.numel() and bool(torch.isnan(x).any()):
-        raise ValueError(f"{name} contains NaN")
-    if x.numel():
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -BOX_TOL or hi > 1 + BOX_TOL:
-            raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
-    return x.detach().clamp(0.0, 1.0)
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """Floating dtype of the model's first floating parameter or buffer (None when it has none)."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return None
+
+
+def check_logits(out: object, n: int) -> Tensor:
+    """The model's output must be a logits tensor [n, K]; anything else is a clear ValueError."""
+    if not isinstance(out, Tensor):
+        raise ValueError(f"the model must return a logits tensor [N, K], got a {type(out).__name__}; wrap a "
+                         "model that returns (logits, ...) so that forward returns the logits alone")
+    if out.dim() != 2 or out.shape[0] != n:
+        raise ValueError(f"the model must return logits of shape [N, K] = [{n}, K], got {tuple(out.shape)}")
+    return out
+
+
+def check_labels_for(y: object, n: int, num_classes: int) -> Tensor:
+    """Integer labels [n] in [0, num_classes); any integer dtype is accepted and converted to int64."""
+    if not isinstance(y, Tensor):
+        raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"y must hold integer class labels (any integer dtype, used as int64), got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape [N] = [{n}], got {tuple(y.shape)}")
+    y = y.detach().to(torch.int64)
+    if n:
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"y values must lie in [0, {num_classes - 1}] (the model's classes), "
+                             f"got values in [{lo}, {hi}]")
+    return y
+
+
+def _fmt(value: object) -> str:
+    """Floats with 4 significant digits (0.03137), everything else as repr."""
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 class Attack:
@@ -110,31 +134,53 @@ class Attack:
         if x.shape[0] == 0:
             return x.clone()
         fast = self.channels_last if self.channels_last is not None else prefers_channels_last(self.model, x.device)
-        with eval_mode(self.model), channels_last(self.model, fast), torch.enable_grad():
-            x_adv = self._perturb(x, y)
+        # Non-finite logits are tallied on the device and checked once at the end (no sync per step).
+        self._finite: Tensor | None = torch.ones((), dtype=torch.bool, device=x.device)
+        try:
+            with eval_mode(self.model), channels_last(self.model, fast), torch.enable_grad():
+                x_adv = self._perturb(x, y)
+            finite = bool(self._finite)
+        finally:
+            self._finite = None
+        if not finite:
+            raise ValueError(f"the model returned non-finite logits (NaN or inf) during {type(self).__name__}; "
+                             "its adversarial examples would be meaningless, so none are returned")
         return x_adv.detach()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={_fmt(v)}" for k, v in self._hyperparameters().items())
+        return f"{type(self).__name__}({fields})"
+
+    def _hyperparameters(self) -> dict[str, object]:
+        """Every setting that changes the result, in the order ``__repr__`` shows them."""
+        out: dict[str, object] = {"targeted": self.targeted}
+        if self.bf16:
+            out["bf16"] = True
+        return out
 
     def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
 
     # -- helpers for subclasses -------------------------------------------------------------
+    def _check_x(self, name: str, x: object) -> Tensor:
+        """Images on the model's device, clamped into the box; float dtype must match the model's."""
+        x = check_images(x, name=name, tol=BOX_TOL)
+        want = model_dtype(self.model)
+        if want is not None and x.dtype != want:
+            raise ValueError(f"{name} has dtype {x.dtype} but the model's parameters are {want}; convert the "
+                             f"images with {name}.to({want}) (attacks do not change dtypes silently)")
+        return x.detach().clamp(0.0, 1.0).to(self.device)
+
     def _validate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        x = check_images("x", x).to(self.device)
+        x = self._check_x("x", x)
         if not isinstance(y, Tensor):
             raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
-        if y.dtype != torch.int64:
-            raise ValueError(f"y must be int64 labels, got dtype {y.dtype}")
-        if y.shape != (x.shape[0],):
-            raise ValueError(f"y must have shape [N] = [{x.shape[0]}], got {tuple(y.shape)}")
-        y = y.detach().to(self.device)
+        num_classes = 0
         if x.shape[0]:
-            with torch.no_grad(), eval_mode(self.model):
-                num_classes = self._logits(x[:1]).shape[1]
-            lo, hi = int(y.min()), int(y.max())
-            if lo < 0 or hi >= num_classes:
-                raise ValueError(f"y values must lie in [0, {num_classes - 1}] (the model's classes), "
-                                 f"got values in [{lo}, {hi}]")
-        return x, y
+            with torch.no_grad(), eval_mode(self.model), self._autocast(x.device):
+                num_classes = check_logits(self.model(x[:1]), 1).shape[1]
+        y = check_labels_for(y, x.shape[0], num_classes)
+        return x, y.to(self.device)
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.bf16:
@@ -143,7 +189,10 @@ class Attack:
 
     def _logits(self, x: Tensor) -> Tensor:
         with self._autocast(x.device):
-            return self.model(x)
+            out = check_logits(self.model(x), x.shape[0])
+        if getattr(self, "_finite", None) is not None:
+            self._finite = self._finite & torch.isfinite(out.detach()).all()
+        return out
 
     def _rand(self, shape: torch.Size, like: Tensor, kind: str) -> Tensor:
         """U[0,1) ('uniform') or N(0,1) ('normal') noise drawn from self.generator on the CPU, then moved."""

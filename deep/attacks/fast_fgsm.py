@@ -14,13 +14,28 @@ from .losses import attack_objective
 
 
 class FastFGSM(Attack):
-    """Random-start FGSM; alpha=None means 1.25·eps (the paper's choice)."""
+    """Random-start FGSM (torchattacks: FFGSM).
 
-    def __init__(self, model: nn.Module, eps: float, alpha: float | None = None, *, targeted: bool = False,
+    Args:
+        model: maps [N, C, H, W] in [0, 1] to logits [N, K].
+        eps: ℓ∞ radius in pixel units (default 8/255); 0 returns x exactly.
+        alpha: step size; None means 1.25·eps (the paper's choice; 10/255 at the default eps).
+        targeted: step toward y (= targets) instead of away from it.
+        bf16: bfloat16 autocast for forward/backward.
+        generator: torch.Generator (CPU) for the random start; None uses the global RNG.
+
+    Call: ``atk(x, y) -> x_adv`` (x of the model's float dtype, y of any integer dtype).
+    """
+
+    def __init__(self, model: nn.Module, eps: float = 8 / 255, alpha: float | None = None, *, targeted: bool = False,
                  bf16: bool = False, generator: torch.Generator | None = None) -> None:
         super().__init__(model, targeted=targeted, bf16=bf16, generator=generator)
         self.eps = check_nonneg("eps", eps)
         self.alpha = 1.25 * self.eps if alpha is None else check_nonneg("alpha", alpha)
+
+    def _hyperparameters(self) -> dict[str, object]:
+        return {"eps": self.eps, "alpha": self.alpha, "norm": "linf", "random_start": True,
+                **super()._hyperparameters()}
 
     def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
         if self.eps == 0:

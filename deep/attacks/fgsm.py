@@ -15,11 +15,23 @@ from .registry import AttackSpec, register_attack
 
 
 class FGSM(Attack):
-    """One signed gradient step of size eps on the cross-entropy (ascent; descent toward targets)."""
+    """One signed gradient step of size eps on the cross-entropy (ascent; descent toward targets).
 
-    def __init__(self, model: nn.Module, eps: float, *, targeted: bool = False, bf16: bool = False) -> None:
+    Args:
+        model: maps [N, C, H, W] in [0, 1] to logits [N, K].
+        eps: ℓ∞ radius in pixel units (default 8/255, as torchattacks); 0 returns x exactly.
+        targeted: step toward y (= targets) instead of away from it.
+        bf16: bfloat16 autocast for forward/backward.
+
+    Call: ``atk(x, y) -> x_adv`` (x of the model's float dtype, y of any integer dtype).
+    """
+
+    def __init__(self, model: nn.Module, eps: float = 8 / 255, *, targeted: bool = False, bf16: bool = False) -> None:
         super().__init__(model, targeted=targeted, bf16=bf16)
         self.eps = check_nonneg("eps", eps)
+
+    def _hyperparameters(self) -> dict[str, object]:
+        return {"eps": self.eps, "norm": "linf", **super()._hyperparameters()}
 
     def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
         if self.eps == 0:

@@ -16,11 +16,18 @@ import re
 import torch
 from torch import Tensor, nn
 
+from deep.units import NORMS, parse_norm  # noqa: F401  (NORMS: re-exported for callers)
+
 from .base import Attack, check_count, check_nonneg
 from .losses import LOSSES, attack_objective, attack_success
 from .registry import AttackSpec, check_steps, register_attack
 
-NORMS: tuple[str, ...] = ("linf", "l2")
+DEFAULT_EPS = {"linf": 8 / 255, "l2": 0.5}
+
+
+def _madry_step(eps: float, steps: int) -> float:
+    """Madry et al.'s step size 2.5·ε/K (0 when K = 0: no step is taken)."""
+    return 2.5 * eps / steps if steps else 0.0
 
 
 class _Best:
@@ -47,34 +54,50 @@ def _per_example_norm(t: Tensor) -> Tensor:
 class PGD(Attack):
     """PGD: `steps` ascent steps of size `alpha` on the objective `loss`, projected onto the eps-ball.
 
+    Defaults follow torchattacks: ℓ∞ eps = 8/255, alpha = 2/255, steps = 10. For ℓ2 (``norm="l2"``
+    or :class:`PGDL2`) the defaults are eps = 0.5, alpha = 0.125, steps = 10. An alpha left as None is
+    Madry et al.'s 2.5·eps/steps, which gives exactly those two defaults.
+
     Args:
-        eps: radius in pixel units (ℓ∞ or ℓ2 per `norm`); eps = 0 returns x exactly.
-        alpha: step size (ℓ∞: per-coordinate; ℓ2: length of each normalised step).
+        model: maps [N, C, H, W] in [0, 1] to logits [N, K] (normalisation inside the model).
+        eps: radius in pixel units (ℓ∞ or ℓ2 per `norm`); eps = 0 returns x exactly. None: the default.
+        alpha: step size (ℓ∞: per-coordinate; ℓ2: length of each normalised step). None: 2.5·eps/steps.
         steps: number of gradient steps (0 evaluates the start only).
-        norm: "linf" or "l2".
+        norm: "linf" or "l2", any capitalisation ("Linf", "L2").
         random_start: True: uniform in the ε-ball (ℓ2: uniform direction × radius ε·U^{1/d});
             "normal": x + 0.001·N(0, 1) (TRADES/MART), projected into the ball and box; False: x.
         restarts: number of runs; per-example best kept.
+        targeted: minimise the loss toward y (= targets) instead of maximising it away from y.
         loss: "ce", "cw" (margin) or "kl" (TRADES inner max; y unused, untargeted only).
+        bf16: bfloat16 autocast for forward/backward.
+        generator: torch.Generator (CPU) for the random starts; None uses the global RNG.
+
+    Call: ``atk(x, y) -> x_adv``; x float [N, C, H, W] in [0, 1] of the model's dtype, y integer [N]
+    (any integer dtype, used as int64). ValueError for bad input, a model that does not return a
+    logits tensor, or non-finite logits.
     """
 
-    def __init__(self, model: nn.Module, eps: float, alpha: float, steps: int, norm: str = "linf",
-                 random_start: bool | str = True, restarts: int = 1, targeted: bool = False,
+    def __init__(self, model: nn.Module, eps: float | None = None, alpha: float | None = None, steps: int = 10,
+                 norm: str = "linf", random_start: bool | str = True, restarts: int = 1, targeted: bool = False,
                  loss: str = "ce", *, bf16: bool = False, generator: torch.Generator | None = None) -> None:
         super().__init__(model, targeted=targeted, bf16=bf16, generator=generator)
-        self.eps = check_nonneg("eps", eps)
-        self.alpha = check_nonneg("alpha", alpha)
+        self.norm = parse_norm(norm)
+        self.eps = check_nonneg("eps", DEFAULT_EPS[self.norm] if eps is None else eps)
         self.steps = check_count("steps", steps)
+        self.alpha = check_nonneg("alpha", _madry_step(self.eps, self.steps) if alpha is None else alpha)
         self.restarts = check_count("restarts", restarts, minimum=1)
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if not (random_start is True or random_start is False or random_start == "normal"):
             raise ValueError(f"random_start must be True, False or 'normal', got {random_start!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if loss == "kl" and targeted:
             raise ValueError("loss='kl' is untargeted (TRADES inner maximisation); targeted=True is not allowed")
-        self.norm, self.random_start, self.loss = norm, random_start, loss
+        self.random_start, self.loss = random_start, loss
+
+    def _hyperparameters(self) -> dict[str, object]:
+        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps, "norm": self.norm,
+                "random_start": self.random_start, "restarts": self.restarts, "loss": self.loss,
+                **super()._hyperparameters()}
 
     # -- geometry ------------------------------------------------------------------------
     def _project(self, x_adv: Tensor, x: Tensor) -> Tensor:
@@ -139,6 +162,19 @@ class PGD(Attack):
         return best.x
 
 
+class PGDL2(PGD):
+    """PGD in ℓ2 (torchattacks' name): ``PGDL2(model, eps=0.5, alpha=None, steps=10, ...)``.
+
+    The same attack as ``PGD(..., norm="l2")``; alpha None is 2.5·eps/steps (0.125 at the defaults).
+    """
+
+    def __init__(self, model: nn.Module, eps: float | None = None, alpha: float | None = None, steps: int = 10,
+                 random_start: bool | str = True, restarts: int = 1, targeted: bool = False, loss: str = "ce",
+                 *, bf16: bool = False, generator: torch.Generator | None = None) -> None:
+        super().__init__(model, eps, alpha, steps, "l2", random_start, restarts, targeted, loss, bf16=bf16,
+                         generator=generator)
+
+
 # -- registry: suite names pgd-K, pgd-KxR, cw-K, cw-KxR ----------------------------------------
 _NAME = re.compile(r"(?P<family>pgd|cw)-(?P<steps>\d+)(?:x(?P<restarts>\d+))?")
 
@@ -153,10 +189,8 @@ def _parse(name: str) -> AttackSpec | None:
 
 
 def _madry_alpha(spec: AttackSpec, eps: float, alpha: float | None) -> float:
-    """The caller's alpha, else 2.5·ε/K (Madry et al.); K = 0 takes no step, so 0."""
-    if alpha is not None:
-        return alpha
-    return 2.5 * eps / spec.steps if spec.steps else 0.0
+    """The caller's alpha, else 2.5·ε/K (Madry et al.)."""
+    return _madry_step(eps, spec.steps) if alpha is None else alpha
 
 
 @register_attack("pgd", parser=_parse, alpha_rule=_madry_alpha, forms=("pgd-K", "pgd-KxR", "cw-K", "cw-KxR"),

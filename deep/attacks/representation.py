@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .base import Attack, check_count, check_images, check_nonneg, eval_mode
+from .base import Attack, check_count, check_nonneg, eval_mode
 from .pgd import _per_example_norm
 
 
@@ -32,6 +32,9 @@ class RepresentationMatch(Attack):
         self.progress = progress
         self.last_distances: tuple[Tensor, Tensor] | None = None
 
+    def _hyperparameters(self) -> dict[str, object]:
+        return {"step": self.step, "steps": self.steps, **super()._hyperparameters()}
+
     def __call__(self, x_start: Tensor, x_target: Tensor) -> Tensor:  # type: ignore[override]
         return self.run(x_start, x_target)[0]
 
@@ -42,8 +45,8 @@ class RepresentationMatch(Attack):
 
     def run(self, x_start: Tensor, x_target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Returns (z, dist_before, dist_after) with dist = ‖g(·) − g(x_target)‖₂ per example."""
-        x_start = check_images("x_start", x_start).to(self.device)
-        x_target = check_images("x_target", x_target).to(self.device)
+        x_start = self._check_x("x_start", x_start)
+        x_target = self._check_x("x_target", x_target)
         if x_start.shape != x_target.shape:
             raise ValueError(f"x_start and x_target must have the same shape, got "
                              f"{tuple(x_start.shape)} and {tuple(x_target.shape)}")

@@ -45,9 +45,10 @@ class TensorSplit(torch.utils.data.Dataset):
         return f"TensorSplit({self.info.name!r}, n={len(self)}, shape={self.info.shape})"
 
 
-def check_images(x: Tensor, *, name: str = "x") -> Tensor:
-    """Validate a batch of images for callers (attacks, evaluation): 4-D float in [0, 1], no NaNs.
+def check_images(x: Tensor, *, name: str = "x", tol: float = 0.0) -> Tensor:
+    """Validate a batch of images (datasets, attacks, evaluation): 4-D float in [0, 1], no NaNs.
 
+    ``tol`` lets values overshoot the box by float rounding (attacks pass 1e-6 and clamp back).
     Returns ``x`` unchanged so it can be used inline; raises ValueError naming the problem.
     """
     if not isinstance(x, Tensor):
@@ -61,7 +62,7 @@ def check_images(x: Tensor, *, name: str = "x") -> Tensor:
     if torch.isnan(x).any():
         raise ValueError(f"{name} contains NaN values")
     lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
+    if lo < -tol or hi > 1.0 + tol:
         raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
     return x
 

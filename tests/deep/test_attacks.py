@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deep.attacks import FGSM, PGD, Attack, FastFGSM, RepresentationMatch
+from deep.attacks import FGSM, PGD, PGDL2, Attack, FastFGSM, RepresentationMatch
 
 SHAPE = (1, 4, 4)  # 16 input dimensions: tiny and fast
 D = 16
@@ -511,3 +511,83 @@ def test_prefers_channels_last_only_for_cpu_conv_models() -> None:
     assert prefers_channels_last(_tiny_convnet(), torch.device("cpu"))
     assert not prefers_channels_last(torch.nn.Linear(3, 3), torch.device("cpu"))
     assert not prefers_channels_last(_tiny_convnet(), torch.device("cuda"))
+
+
+# --------------------------------------------------------------------------------------------
+# torchattacks-style ergonomics (issue 14 item 2) and refused inputs (issue 13 item 6)
+# --------------------------------------------------------------------------------------------
+def test_defaults_follow_torchattacks() -> None:
+    model = LinearNet(3, 0)
+    pgd = PGD(model)
+    assert (pgd.eps, pgd.alpha, pgd.steps, pgd.norm, pgd.random_start, pgd.restarts) == \
+        (8 / 255, 2 / 255, 10, "linf", True, 1)
+    l2 = PGDL2(model)
+    assert isinstance(l2, PGD) and (l2.eps, l2.alpha, l2.steps, l2.norm) == (0.5, 0.125, 10, "l2")
+    assert PGD(model, 0.3, steps=40).alpha == 2.5 * 0.3 / 40 and PGD(model, 0.3, steps=0).alpha == 0.0
+    assert FGSM(model).eps == 8 / 255 and FastFGSM(model).alpha == 1.25 * 8 / 255
+
+
+def test_norm_is_case_insensitive_and_pgdl2_is_pgd_in_l2(mlp) -> None:
+    model, x, y = mlp
+    assert PGD(model, 0.1, norm="Linf").norm == "linf" and PGD(model, 0.5, norm="L2").norm == "l2"
+    a = PGDL2(model, 0.5, 0.1, 3, generator=gen(1))(x[:16], y[:16])
+    b = PGD(model, 0.5, 0.1, 3, norm="L2", generator=gen(1))(x[:16], y[:16])
+    assert torch.equal(a, b)
+
+
+def test_repr_names_every_hyperparameter() -> None:
+    model = LinearNet(3, 0)
+    assert repr(PGD(model)) == ("PGD(eps=0.03137, alpha=0.007843, steps=10, norm='linf', random_start=True, "
+                                "restarts=1, loss='ce', targeted=False)")
+    assert repr(PGDL2(model, restarts=2, loss="cw", bf16=True)) == (
+        "PGDL2(eps=0.5, alpha=0.125, steps=10, norm='l2', random_start=True, restarts=2, loss='cw', "
+        "targeted=False, bf16=True)")
+    assert repr(FGSM(model, 0.1, targeted=True)) == "FGSM(eps=0.1, norm='linf', targeted=True)"
+    assert repr(FastFGSM(model)) == "FastFGSM(eps=0.03137, alpha=0.03922, norm='linf', random_start=True, targeted=False)"
+    assert repr(RepresentationMatch(model, steps=5)) == "RepresentationMatch(step=0.1, steps=5, targeted=False)"
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8, torch.int8])
+def test_labels_of_any_integer_dtype_give_the_int64_result(dtype, mlp) -> None:
+    model, x, y = mlp
+    want = PGD(model, 0.1, 0.03, 3, generator=gen(0))(x[:16], y[:16])
+    assert torch.equal(PGD(model, 0.1, 0.03, 3, generator=gen(0))(x[:16], y[:16].to(dtype)), want)
+
+
+class TupleNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(D, 3)
+
+    def forward(self, x: Tensor):
+        return self.lin(x.flatten(1)), x
+
+
+class NaNNet(LinearNet):
+    """Finite on the clean probe, NaN once the input moves away from it (as a broken model can be)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = super().forward(x)
+        return z + torch.where(x.flatten(1).sum(1, keepdim=True) > -1, float("nan"), 0.0) if x.requires_grad else z
+
+
+@pytest.mark.parametrize("make_model,x_dtype,match", [
+    (lambda: LinearNet(3, 0), torch.float64, r"x has dtype torch.float64 but the model's parameters are torch.float32"),
+    (lambda: LinearNet(3, 0).double(), torch.float32, "x has dtype torch.float32 but .* torch.float64"),
+    (TupleNet, torch.float32, "must return a logits tensor .* got a tuple"),
+    (nn.Identity, torch.float32, r"logits of shape \[N, K\] = \[1, K\], got \(1, 1, 4, 4\)"),
+])
+def test_dtype_and_model_output_errors_are_clear(make_model, x_dtype, match: str) -> None:
+    x, y = interior_data(4, 3, 0)
+    model = make_model()
+    for atk in (PGD(model, 0.1, 0.01, 2), FGSM(model, 0.1)):
+        with pytest.raises(ValueError, match=match):
+            atk(x.to(x_dtype), y)
+
+
+def test_non_finite_logits_are_refused() -> None:
+    x, y = interior_data(4, 3, 0)
+    for atk in (PGD(NaNNet(3, 0), 0.1, 0.01, 2), FGSM(NaNNet(3, 0), 0.1), FastFGSM(NaNNet(3, 0), 0.1)):
+        with pytest.raises(ValueError, match=r"non-finite logits \(NaN or inf\) during"):
+            atk(x, y)
+    assert torch.isfinite(PGD(LinearNet(3, 0), 0.1, 0.01, 2)(x, y)).all()  # the same call on a sound model
