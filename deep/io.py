@@ -206,10 +206,15 @@ def _drop_torn_tail(path: Path) -> bool:
         return False
 
 
+def json_line(obj: Any) -> str:
+    """One JSON-lines record: compact, sorted keys, NaN refused, newline-terminated."""
+    return json.dumps(obj, sort_keys=True, allow_nan=False, default=_plain) + "\n"
+
+
 def append_jsonl(path: PathLike, obj: dict[str, Any]) -> None:
-    """Append one JSON line (sorted keys) and fsync; a torn tail left by a crash is cut first."""
+    """Append one JSON line (:func:`json_line`) and fsync; a torn tail left by a crash is cut first."""
     path = Path(path)
-    line = json.dumps(obj, sort_keys=True, allow_nan=False, default=_plain) + "\n"
+    line = json_line(obj)
     newline = path.is_file() and _drop_torn_tail(path)
     with open(path, "a", encoding="utf-8") as f:
         if newline:

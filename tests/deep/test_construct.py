@@ -305,7 +305,8 @@ def _tiny_run(tmp_path, trained) -> tuple:
     models = pytest.importorskip("deep.models")
     if not hasattr(models, "build_model"):
         pytest.skip("deep.models.build_model not available yet")
-    from deep.train.checkpoint import save_checkpoint, write_json_atomic
+    from deep.io import write_json
+    from deep.train.checkpoint import save_checkpoint
 
     _, x, y = trained
     model = models.build_model("logreg", num_classes=C, in_shape=SHAPE)
@@ -318,9 +319,9 @@ def _tiny_run(tmp_path, trained) -> tuple:
     run.mkdir()
     save_checkpoint(run / "checkpoint.pt", {"model": model.state_dict(), "optimizer": {}, "scheduler": {},
                                             "epoch": 1})
-    write_json_atomic(run / "recipe.json", {"dataset": "toy", "model": "logreg"})
-    write_json_atomic(run / "model.json", {"name": "logreg", "num_classes": C, "in_shape": list(SHAPE),
-                                           "mean": None, "std": None})
+    write_json(run / "recipe.json", {"dataset": "toy", "model": "logreg"})
+    write_json(run / "model.json", {"name": "logreg", "num_classes": C, "in_shape": list(SHAPE),
+                                    "mean": None, "std": None})
     data = tmp_path / "toy.npz"
     np.savez(data, x_train=x.numpy(), y_train=y.numpy(), x_test=x[:30].numpy(), y_test=y[:30].numpy())
     return run, data, model
