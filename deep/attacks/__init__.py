@@ -8,7 +8,7 @@ See docs/DESIGN.md §deep.attacks and SPEC §0, §4–6.
 from .base import Attack
 from .fast_fgsm import FastFGSM
 from .fgsm import FGSM
-from .losses import attack_objective, attack_success
+from .objectives import attack_objective, attack_success
 from .pgd import PGD, PGDL2
 from .representation import RepresentationMatch
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Attack, check_nonneg
-from .losses import attack_objective
+from .objectives import attack_objective
 
 
 class FastFGSM(Attack):

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Attack, check_nonneg
-from .losses import attack_objective
+from .objectives import attack_objective
 from .pgd import PGD
 from .registry import AttackSpec, register_attack
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from deep.units import NORMS, parse_norm  # noqa: F401  (NORMS: re-exported for callers)
 
 from .base import Attack, check_count, check_nonneg
-from .losses import LOSSES, attack_objective, attack_success
+from .objectives import LOSSES, attack_objective, attack_success
 from .registry import AttackSpec, check_steps, register_attack
 
 DEFAULT_EPS = {"linf": 8 / 255, "l2": 0.5}
