@@ -32,7 +32,7 @@ from ray_jobs.kinds import RunContext, get_kind
 from ray_jobs.progress import Display, progress_text
 from ray_jobs.scheduler import Cluster, ResourcePolicy, Scheduler, Summary
 from ray_jobs.spec import Run, Spec, expand, strip_tags
-from ray_jobs.store import Store, claim_is_stale, driver_identity
+from ray_jobs.store import Store, driver_identity
 
 _Display = Display  # the name the tests and older callers import
 __all__ = ["Summary", "connect", "describe", "execute_run", "progress_text", "run_spec", "unique_runs"]
@@ -171,8 +171,8 @@ def describe(spec: Spec, store: Store) -> str:
     for run in runs:
         status = store.status(run.hash)
         state = store.state(run.hash)
-        if state == "running" and claim_is_stale(status):
-            state = "stopped"  # its process is gone (an interrupted driver); the next run resumes it
+        if state == "running" and store.live_claim(run.hash) is None:
+            state = "stopped"  # no live driver holds it (an interrupted driver); the next run resumes it
         extra = ""
         if run.inputs:
             extra += " <- " + ", ".join(f"{n}={h}" for n, h in run.inputs.items())

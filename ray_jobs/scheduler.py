@@ -161,8 +161,9 @@ class Scheduler:
         if holder is not None:
             if run.hash not in self.external:
                 print(f"[{self.name}] {run.label()} ({run.hash}) is being run by another driver "
-                      f"(host {holder.get('host')}, pid {holder.get('pid')}); waiting for it. If that driver "
-                      f"is gone, delete {self.store.run_dir(run.hash) / 'claim.json'}", file=sys.stderr, flush=True)
+                      f"(host {holder.driver.host}, pid {holder.driver.pid}); waiting for it. If that driver is "
+                      f"gone, its claim is taken over {holder.lease_s:.0f} s after its last heartbeat",
+                      file=sys.stderr, flush=True)
             self.external[run.hash] = holder
             return
         self.external.pop(run.hash, None)

@@ -6,13 +6,15 @@ import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from deep.io import read_json, write_json
 from ray_jobs.kinds import (RunContext, check_source_learned, construct_kind, rebase_recipe, resolve_dataset,
                             store_relative, transfer_kind, train_kind)
-from ray_jobs.store import Store, driver_identity, read_json, write_json_atomic
+from ray_jobs.store import Store, driver_identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deep"))
 from _tiny import write_tiny_npz  # noqa: E402
@@ -30,24 +32,24 @@ def test_claim_excludes_a_second_driver_until_released(tmp_path):
     assert store.claim("h1", a) is None
     assert store.claim("h1", a) is None  # re-claiming one's own run (a retry) is fine
     holder = store.claim("h1", b)
-    assert holder is not None and holder["driver"] == a["driver"] and holder["pid"] == a["pid"]
+    assert holder is not None and holder.driver == a
     store.release("h1", b)  # b cannot drop a's claim
-    assert store.claim_holder("h1")["driver"] == a["driver"]
+    assert store.claim_holder("h1").driver == a
     store.release("h1", a)
     assert store.claim_holder("h1") is None
-    assert store.claim("h1", b) is None and store.claim_holder("h1")["driver"] == b["driver"]
+    assert store.claim("h1", b) is None and store.claim_holder("h1").driver == b
     assert store.claim("h2", a) is None  # claims are per run
 
 
 def test_claim_of_a_dead_driver_is_taken_over_but_not_one_from_another_host(tmp_path):
     store = Store(tmp_path / "store")
     me = driver_identity()
-    dead = {**driver_identity(), "pid": dead_pid()}
+    dead = replace(driver_identity(), pid=dead_pid())
     assert store.claim("h", dead) is None
-    assert store.claim("h", me) is None and store.claim_holder("h")["driver"] == me["driver"]
-    remote = {**driver_identity(), "host": socket.gethostname() + "-elsewhere", "pid": dead_pid()}
+    assert store.claim("h", me) is None and store.claim_holder("h").driver == me
+    remote = replace(driver_identity(), host=socket.gethostname() + "-elsewhere", pid=dead_pid())
     assert store.claim("r", remote) is None
-    assert store.claim("r", me)["host"] == remote["host"]
+    assert store.claim("r", me).driver.host == remote.host  # its lease is still running
 
 
 def test_recipe_dataset_paths_survive_moving_the_store(tmp_path):
@@ -55,7 +57,7 @@ def test_recipe_dataset_paths_survive_moving_the_store(tmp_path):
     made = old.run_dir("c0ffee") / "dataset"
     made.mkdir(parents=True)
     train_dir = old.run_dir("beef")
-    write_json_atomic(train_dir / "recipe.json", {"dataset": str(made), "epochs": 2})
+    write_json(train_dir / "recipe.json", {"dataset": str(made), "epochs": 2})
     assert store_relative(str(made), old.root) == "runs/c0ffee/dataset"
     assert store_relative("mnist", old.root) is None
     shutil.move(str(old.root), str(tmp_path / "new"))
@@ -71,7 +73,7 @@ def test_recipe_dataset_paths_survive_moving_the_store(tmp_path):
 
 
 def test_check_source_learned(tmp_path):
-    write_json_atomic(tmp_path / "metrics.json", {"last": {"eval_clean_acc": 0.42}})
+    write_json(tmp_path / "metrics.json", {"last": {"eval_clean_acc": 0.42}})
     assert check_source_learned(tmp_path, 0.4) == pytest.approx(0.42)
     with pytest.raises(ValueError, match="did not learn: held-out clean accuracy 0.420 < min_source_acc 0.5"):
         check_source_learned(tmp_path, 0.5)

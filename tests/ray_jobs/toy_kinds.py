@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deep.io import write_json
 from ray_jobs.kinds import RunContext, register
-from ray_jobs.store import write_json_atomic
 
 
 def _count(config: dict[str, Any], line: str) -> None:
@@ -55,6 +55,6 @@ def slow_with_checkpoint(config: dict[str, Any], inputs: dict[str, Path], run_di
         time.sleep(config["step_s"])
         step += 1
         _count(config, f"step {config['x']} {step}")
-        write_json_atomic(ckpt, {"step": step})
+        write_json(ckpt, {"step": step})
         ctx.progress(step=step, steps=config["steps"])
     return {"value": config["x"] ** 2, "resumed_from": resumed_from, "steps": step}
