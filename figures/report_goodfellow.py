@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from figures.report import Entry, register_renderer
+from figures.report import Entry, pct, register_renderer
+from figures.style import new_figure, save, subplots
 
 SOURCE = "SPEC §4 (Goodfellow et al. 2015, MNIST, ε = 0.25)"
 
@@ -39,7 +40,7 @@ TRANSFER_PAPER = {"a_to_b": 19.6, "b_to_a": None}  # SPEC §4: original model's 
 
 
 def _pct(v: float | None, digits: int = 1) -> str:
-    return "—" if v is None else f"{100 * v:.{digits}f}"
+    return pct(v, digits)
 
 
 def _num(v: float | None, digits: int = 1) -> str:
@@ -56,13 +57,6 @@ def _missing(entries: list[Entry]) -> list[str]:
 
 def _row_key(e: Entry) -> str:
     return str(e.run.config.get("_row", e.run.stage))
-
-
-def _style():
-    from figures.style import apply_style, plt, save
-
-    apply_style()
-    return plt, save
 
 
 # ------------------------------------------------------------------------------------ the table
@@ -117,8 +111,7 @@ def render_table(entries: list[Entry], out_dir: Path, stem: str, caption: str) -
         lines += ["", f"Missing runs ({len(missing)}):", *missing]
     if not rows:
         return lines + ["", "No figure: every run of this table is MISSING."]
-    plt, save = _style()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True)
     ys = np.arange(len(rows))
     for ax, (col, pcol, title) in zip(axes, (("fgsm", "paper_fgsm", "FGSM error (%)"),
                                              ("conf", "paper_conf", "confidence on FGSM mistakes (%)"))):
@@ -147,7 +140,6 @@ def render_fig2(entries: list[Entry], out_dir: Path, stem: str, caption: str) ->
         lines += [f"Missing runs ({len(missing)}):", *missing, ""]
     if not done:
         return lines + ["No figure: the logistic-regression run is MISSING."]
-    plt, save = _style()
     for i, e in enumerate(done):
         m, f2 = e.metrics, e.metrics["figure2"]
         c, h, w_ = f2["shape"]
@@ -156,7 +148,7 @@ def render_fig2(entries: list[Entry], out_dir: Path, stem: str, caption: str) ->
         adv = np.asarray(f2["adversarial"]).reshape(-1, h, w_)
         names = [str(n).split(" - ")[0] for n in f2["class_names"]]  # "3 - three" → "3"
         k = clean.shape[0]
-        fig = plt.figure(figsize=(4.4 + 0.9 * k, 3.0))
+        fig = new_figure(figsize=(4.4 + 0.9 * k, 3.0))
         grid = fig.add_gridspec(2, 2 + k, width_ratios=[2.2, 2.2] + [1] * k)
         ax = fig.add_subplot(grid[:, 0])
         lim = float(np.abs(w).max()) or 1.0
@@ -217,9 +209,8 @@ def render_fig4(entries: list[Entry], out_dir: Path, stem: str, caption: str) ->
         lines += ["", f"Missing runs ({len(missing)}):", *missing]
     if not done:
         return lines + ["", "No figure: every run of this figure is MISSING."]
-    plt, save = _style()
     n_ex = min(3, min(len(e.metrics["figure4"]["labels"]) for e in done))
-    fig, axes = plt.subplots(len(done), n_ex, figsize=(3.2 * n_ex, 2.4 * len(done)), squeeze=False)
+    fig, axes = subplots(len(done), n_ex, figsize=(3.2 * n_ex, 2.4 * len(done)), squeeze=False)
     for r, e in enumerate(done):
         f4 = e.metrics["figure4"]
         grid, logits = np.asarray(f4["eps_grid"]), np.asarray(f4["logits"])
@@ -269,10 +260,9 @@ def render_l1(entries: list[Entry], out_dir: Path, stem: str, caption: str) -> l
         lines += ["", f"Missing runs ({len(missing)}):", *missing]
     if not done:
         return lines + ["", "No figure: the run is MISSING."]
-    plt, save = _style()
     fits = [f for e in done for f in e.metrics["fits"]]
     c, h, w_ = done[0].metrics["shape"]
-    fig, axes = plt.subplots(1, len(fits), figsize=(2.3 * len(fits), 2.6), squeeze=False)
+    fig, axes = subplots(1, len(fits), figsize=(2.3 * len(fits), 2.6), squeeze=False)
     for ax, f in zip(axes[0], fits):
         w = np.asarray(f["w"]).reshape(c, h, w_).mean(0)
         lim = float(np.abs(w).max()) or 1.0

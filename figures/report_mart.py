@@ -22,7 +22,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from figures.report import Entry, register_renderer
+from figures.report import Entry, pct, register_renderer
+from figures.style import colour_cycle, save, subplots
 
 # SPEC §6, [MART] Table 2 (white-box accuracy, %): natural, FGSM, PGD-20, CW∞. MNIST: SmallCNN, ε = 0.3;
 # CIFAR-10: ResNet-18, ε = 8/255. No worst-case / AutoAttack column was published for these rows.
@@ -77,7 +78,7 @@ def se(p: float, n: int) -> float:
 
 
 def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}"
+    return pct(v, 1)
 
 
 def _get(m: dict[str, Any], col: str) -> float | None:
@@ -88,16 +89,7 @@ def _missing(entries: list[Entry]) -> list[str]:
     return [f"- MISSING `{e.run.hash}` {e.run.label()} — {e.state}" for e in entries if e.metrics is None]
 
 
-def _plt():
-    from figures.style import apply_style, plt
-
-    apply_style()
-    return plt
-
-
 def _save(fig, out_dir: Path, stem: str, caption: str) -> list[str]:
-    from figures.style import save
-
     fig.text(0.01, -0.04, caption, fontsize=6, wrap=True)
     save(fig, out_dir, stem)
     return ["", f"![{stem}]({stem}.png)", "", f"*{caption}* PDF: `{stem}.pdf`."]
@@ -156,9 +148,8 @@ def render_table2(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
             plotted.append((dataset, e))
         lines.append("")
     if plotted:
-        plt = _plt()
-        fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 3.4), squeeze=False)
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        fig, axes = subplots(1, len(datasets), figsize=(6.5 * len(datasets), 3.4), squeeze=False)
+        colors = colour_cycle()
         for ax, dataset in zip(axes[0], datasets):
             done = [e for d, e in plotted if d == dataset]
             width = 0.8 / (2 * len(COLUMNS))
@@ -212,9 +203,8 @@ def _comparison(entries: list[Entry], out_dir: Path, stem: str, caption: str, *,
             drawn.append((dataset, e))
         lines.append("")
     if drawn:
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(drawn), 3.2))
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        fig, ax = subplots(figsize=(1.6 + 1.3 * len(drawn), 3.2))
+        colors = colour_cycle()
         width = 0.8 / len(cols)
         for j, col in enumerate(cols):
             pts = [(i, _get(e.metrics, col), _n(e)) for i, (_, e) in enumerate(drawn)]
@@ -307,9 +297,8 @@ def render_sensitivity(entries: list[Entry], out_dir: Path, stem: str, caption: 
         if nat is not None and pgd is not None and w is not None:
             series.setdefault((dataset_of(e), fam), []).append((w, nat, pgd, se(pgd, _n(e)), _n(e)))
     if series:
-        plt = _plt()
         fams = ("mart", "trades")
-        fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2), sharey=True)
+        fig, axes = subplots(1, 2, figsize=(8.5, 3.2), sharey=True)
         for ax, fam in zip(axes, fams):
             for (dataset, f), pts in sorted(series.items()):
                 if f != fam:

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from figures.report import Entry, register_renderer
+from figures.report import Entry, pct, register_renderer
+from figures.style import save, subplots
 
 CLAIMS = {
     "tradeoff": "[TS] §2 and §4: training against a larger ε lowers standard accuracy while it raises robust "
@@ -52,18 +53,11 @@ def model_label(recipe: dict[str, Any]) -> str:
 
 
 def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}"
+    return pct(v, 1)
 
 
 def _missing(entries: list[Entry]) -> list[str]:
     return [f"- MISSING `{e.run.hash}` {e.run.label()} — {e.state}" for e in entries if e.metrics is None]
-
-
-def _plt():
-    from figures.style import apply_style, plt
-
-    apply_style()
-    return plt
 
 
 def _caption_lines(stem: str, caption: str, alt: str) -> list[str]:
@@ -71,8 +65,6 @@ def _caption_lines(stem: str, caption: str, alt: str) -> list[str]:
 
 
 def _save(fig, out_dir: Path, stem: str, caption: str) -> None:
-    from figures.style import save
-
     fig.text(0.01, -0.02, caption, fontsize=6, wrap=True)
     save(fig, out_dir, stem)
 
@@ -179,9 +171,8 @@ def render_tradeoff(entries: list[Entry], out_dir: Path, stem: str, caption: str
             lines.append(f"| {ds} | {norm} | {_verdict(v['clean_falls'])} | {_verdict(v['clean_monotone'])} | "
                          f"{'—' if drop is None else f'{drop:.1f}'} | {'—' if tol is None else f'{tol:.1f}'} | "
                          f"{_verdict(v['robust_rises'])} |")
-        plt = _plt()
         keys = sorted(points)
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+        fig, axes = subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
         for ax, (ds, norm) in zip(axes[0], keys):
             d = points[(ds, norm)]
             xs = sorted(d["clean"])
@@ -254,8 +245,7 @@ def render_samples(entries: list[Entry], out_dir: Path, stem: str, caption: str)
             by_ds.setdefault(_dataset(e), []).append(e)
     if not by_ds:
         return lines + ["No figure: every run is MISSING.", ""] + _missing(entries)
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(by_ds), figsize=(5.0 * len(by_ds), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(by_ds), figsize=(5.0 * len(by_ds), 3.6), squeeze=False)
     for ax, (ds, group) in zip(axes[0], sorted(by_ds.items())):
         lines += [f"**{ds}**", ""] + _samples_dataset(group, ax, n_test, ds)
     fig.tight_layout()
@@ -373,12 +363,11 @@ def render_gradients(entries: list[Entry], out_dir: Path, stem: str, caption: st
     lines += [""] + verdict_lines
     if not groups:
         return lines + ["", "No figure: every run is MISSING."] + _missing(entries)
-    plt = _plt()
     for ds, group in groups.items():
         x = group[0][1]["x"]
         cols = min(MAX_COLS, x.shape[0])
         rows = 1 + len(group)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols + 1.2, 1.05 * rows + 0.4), squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(1.0 * cols + 1.2, 1.05 * rows + 0.4), squeeze=False)
         row_arrays = [("image", x)] + [(model_label(e.metrics["model_recipe"]), a["image"]) for e, a in group]
         for r, (name, imgs) in enumerate(row_arrays):
             for c in range(cols):
@@ -421,12 +410,11 @@ def render_large_eps(entries: list[Entry], out_dir: Path, stem: str, caption: st
     lines += [""] + verdict_lines
     if not groups:
         return lines + ["", "No figure: every run is MISSING."] + _missing(entries)
-    plt = _plt()
     for ds, group in groups.items():
         x = group[0][1]["x"]
         cols = min(MAX_COLS, x.shape[0])
         rows = 1 + len(group)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols + 1.2, 1.2 * rows + 0.4), squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(1.0 * cols + 1.2, 1.2 * rows + 0.4), squeeze=False)
         for c in range(cols):
             _show(axes[0][c], x[c])
             axes[0][c].set_title(f"y={int(group[0][1]['y'][c])}", fontsize=6)
@@ -448,7 +436,7 @@ def render_large_eps(entries: list[Entry], out_dir: Path, stem: str, caption: st
         # interpolation strips: for each model, each strip example, λ from 0 to 1
         strip_rows = [(e, a, i) for e, a in group for i in range(a["strip"].shape[1])]
         points = group[0][1]["lam"].shape[0]
-        fig, axes = plt.subplots(len(strip_rows), points, figsize=(0.95 * points + 1.4, 1.1 * len(strip_rows) + 0.4),
+        fig, axes = subplots(len(strip_rows), points, figsize=(0.95 * points + 1.4, 1.1 * len(strip_rows) + 0.4),
                                  squeeze=False)
         for r, (e, a, i) in enumerate(strip_rows):
             t, y = int(a["target"][i]), int(a["y"][i])

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.style import NEG_COLOUR, POS_COLOUR, apply_style, save, plt
+from matplotlib.axes import Axes
+
+from figures.style import NEG_COLOUR, POS_COLOUR, save, styled, subplots
 
 COMMAND = "python -m figures theory"
 
@@ -60,7 +62,7 @@ def _ellipse(sigma: np.ndarray, radius: float, n: int = 200) -> np.ndarray:
     return (vecs @ (np.sqrt(vals)[:, None] * circle) * radius).T
 
 
-def _panel(ax: plt.Axes, x: np.ndarray, y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, title: str) -> None:
+def _panel(ax: Axes, x: np.ndarray, y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, title: str) -> None:
     """Samples, the ℓ2 ball, the Σ⁻¹ ball (same area) and the boundary xᵀΣ⁻¹μ = 0."""
     show = slice(0, min(len(y), 600))
     xs, ys = x[show], y[show]
@@ -81,8 +83,8 @@ def _panel(ax: plt.Axes, x: np.ndarray, y: np.ndarray, mu: np.ndarray, sigma: np
     ax.set_xlim(-32, 32)
     ax.set_ylim(-9, 9)
     ax.set_aspect("equal")
-    ax.set_xlabel("x₁ (robust feature)")
-    ax.set_ylabel("x₂ (non-robust)")
+    ax.set_xlabel(r"$x_1$ (robust feature)")
+    ax.set_ylabel(r"$x_2$ (non-robust)")
 
 
 def fig_gaussian_panels(out: Path, opts: Options) -> FigureResult:
@@ -96,7 +98,7 @@ def fig_gaussian_panels(out: Path, opts: Options) -> FigureResult:
     for eps in FIG4_EPS:
         mu_r, sigma_r = gaussian.robust_parameters(FIG4_MU, FIG4_SIGMA, eps)
         panels.append((f"robust, ε = {eps:g} (Theorem 2)", np.asarray(mu_r), np.asarray(sigma_r)))
-    fig, axes = plt.subplots(2, 2, figsize=(11, 5.2), constrained_layout=True)
+    fig, axes = subplots(2, 2, figsize=(11, 5.2), constrained_layout=True)
     for ax, (title, mu, sigma) in zip(axes.flat, panels):
         _panel(ax, x, y, mu, sigma, title)
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -128,7 +130,7 @@ def fig_robust_eigenvalues(out: Path, opts: Options) -> FigureResult:
         ball = gaussian.adversarial_train(x, y, eps=e, steps=BALL_STEPS)[1]
         ball_marks.append(np.linalg.eigvalsh(np.asarray(ball)))
     lam_marks, ball_marks = np.array(lam_marks), np.array(ball_marks)
-    fig, ax = plt.subplots(figsize=(6.2, 4.2), constrained_layout=True)
+    fig, ax = subplots(figsize=(6.2, 4.2), constrained_layout=True)
     colours = ("tab:purple", "tab:olive")
     for i, (c, which) in enumerate(zip(colours, ("smaller", "larger"))):
         ax.plot(eps_line, eig_line[:, i], color=c, lw=1.6, label=f"closed form, {which} eigenvalue")
@@ -138,8 +140,8 @@ def fig_robust_eigenvalues(out: Path, opts: Options) -> FigureResult:
                 label=f"adv. training, ℓ2 ball ε, {which}")
     ax.set_yscale("log")
     ax.set_xlabel("ε (ℓ2 radius, input units)")
-    ax.set_ylabel("eigenvalue of Σ_r")
-    ax.set_title("Theorem 2: robust covariance Σ_r vs ε (Σ* = diag(50, 1))")
+    ax.set_ylabel(r"eigenvalue of $\Sigma_r$")
+    ax.set_title(r"Theorem 2: robust covariance $\Sigma_r$ vs $\varepsilon$ ($\Sigma^* = \mathrm{diag}(50, 1)$)")
     ax.legend(fontsize=7)
     caption = (f"Eigenvalues of Σ_r against ε for Σ* = diag(50, 1): Theorem 2's closed form with λ(ε) "
                f"(lines), adversarial training on n = {opts.samples} samples with the squared penalty at "
@@ -169,7 +171,7 @@ def fig_vulnerability_gap(out: Path, opts: Options) -> FigureResult:
     rng = np.random.default_rng(opts.seed)
     kappas = np.geomspace(1.0, 50.0, 40)
     kappa_marks = np.array([1.0, 2.0, 5.0, 10.0, 20.0, 50.0])
-    fig, ax = plt.subplots(figsize=(6.2, 4.2), constrained_layout=True)
+    fig, ax = subplots(figsize=(6.2, 4.2), constrained_layout=True)
     for d, colour in ((2, "tab:blue"), (10, "tab:orange")):
         trace = float(d)
         # One C for the whole curve, admissible (C > 1/σ_min) at the most anisotropic Σ.
@@ -180,8 +182,8 @@ def fig_vulnerability_gap(out: Path, opts: Options) -> FigureResult:
         ax.plot(kappa_marks, mc, "o", mfc="none", color=colour, ms=7, label=f"Monte Carlo, d = {d}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("anisotropy κ(Σ*) = σ_max/σ_min (trace fixed)")
-    ax.set_ylabel("L_adv − L = tr[(I + (CΣ* − I)⁻¹)²] − d")
+    ax.set_xlabel(r"anisotropy $\kappa(\Sigma^*) = \sigma_{\max}/\sigma_{\min}$ (trace fixed)")
+    ax.set_ylabel(r"$L_{\mathrm{adv}} - L = \mathrm{tr}[(I + (C\Sigma^* - I)^{-1})^2] - d$")
     ax.set_title("Theorem 1: vulnerability grows with metric misalignment")
     ax.legend()
     caption = (f"Theorem 1's gap L_adv − L against κ(Σ*) at fixed trace (geometric spectra, d = 2 and 10): "
@@ -209,40 +211,44 @@ def fig_tradeoff_plane(out: Path, opts: Options, svms: tuple[np.ndarray, np.ndar
 
     model = TradeoffModel(p=TS_P, eta=TS_ETA, d=TS_D)
     std = np.linspace(0.9, 1.0, 400)
-    fig, ax = plt.subplots(figsize=(6.2, 4.6), constrained_layout=True)
-    ax.fill_between(std, robust_accuracy_bound(std, TS_P), 1.0, color="grey", alpha=0.18,
+    # Both axes and every legend entry in percent (the model's accuracies are fractions).
+    fig, ax = subplots(figsize=(6.4, 5.6), layout="constrained")
+    ax.fill_between(100 * std, 100 * robust_accuracy_bound(std, TS_P), 100.0, color="grey", alpha=0.18,
                     label="excluded by Theorem 2.1")
-    ax.plot(std, robust_accuracy_bound(std, TS_P), color="black", lw=1.6,
-            label="Theorem 2.1: robust ≤ p/(1−p)·(1 − standard)")
+    ax.plot(100 * std, 100 * robust_accuracy_bound(std, TS_P), color="black", lw=1.6,
+            label=r"Theorem 2.1: robust $\leq \frac{p}{1-p}\,(1 - \mathrm{standard})$")
     # Linear classifiers between the robust and the averaging one: how the trade-off is traded.
     t = np.linspace(0.0, 1.0, 200)[:, None]
     family = (1 - t) * model.robust_weights() + t * model.averaging_weights() * TS_D / math.sqrt(TS_D)
-    ax.plot(model.linear_accuracy(family), model.linear_accuracy(family, eps=TS_EPS), color="tab:cyan",
-            lw=1, label="linear w = (1−t)·e₁ + t·(0, 1, …, 1)/√d")
+    ax.plot(100 * model.linear_accuracy(family), 100 * model.linear_accuracy(family, eps=TS_EPS),
+            color="tab:cyan", lw=1, label=r"linear $w = (1-t)\,e_1 + t\,(0, 1, \ldots, 1)/\sqrt{d}$")
     clean_svm, adv_svm = svms
     points = {
         "averaging": model.averaging_weights(),
-        "robust sign(x₁)": model.robust_weights(),
+        r"robust sign($x_1$)": model.robust_weights(),
         "Bayes-optimal": model.bayes_weights(),
         "clean SVM": clean_svm,
         "adversarial SVM": adv_svm,
     }
     # Several classifiers land on the same corner: hollow markers of decreasing size keep all visible.
     markers = (("o", 16), ("s", 12), ("*", 14), ("^", 9), ("v", 6))
-    below = []
+    below, handles = [], []
     for (name, w), (marker, size) in zip(points.items(), markers):
         a, r = model.linear_accuracy(w), model.linear_accuracy(w, eps=TS_EPS)
         below.append(r <= robust_accuracy_bound(a, TS_P) + 1e-9)
-        ax.plot(a, r, marker, ms=size, mfc="none", mew=1.8,
-                label=f"{name}: standard {100 * a:.2f}%, robust {100 * r:.2f}%")
-    ax.set_xlim(0.9, 1.003)
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("standard accuracy")
-    ax.set_ylabel(f"robust accuracy, ℓ∞ ε = 2η = {TS_EPS:.2f}")
-    ax.set_title(f"Tsipras et al.: p = {TS_P}, d = {TS_D}, η = 4/√d = {TS_ETA:.2f}")
-    ax.legend(loc="center left", fontsize=7)
+        handles += ax.plot(100 * a, 100 * r, marker, ms=size, mfc="none", mew=1.8,
+                           label=f"{name}: {100 * a:.2f}% / {100 * r:.2f}%")
+    ax.set_xlim(90.0, 100.3)
+    ax.set_ylim(-3.0, 103.0)
+    ax.set_xlabel("standard accuracy (%)")
+    ax.set_ylabel(rf"robust accuracy (%), $\ell_\infty$ $\varepsilon = 2\eta = {TS_EPS:.2f}$")
+    ax.set_title(rf"Tsipras et al.: $p = {TS_P}$, $d = {TS_D}$, $\eta = 4/\sqrt{{d}} = {TS_ETA:.2f}$")
+    # Two legends: the curves inside (the left middle is empty), the classifiers with their numbers below.
+    ax.legend(handles=ax.get_legend_handles_labels()[0][:3], loc="center left", fontsize=7)
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=7, markerscale=0.6,
+               title="classifier: standard / robust accuracy", title_fontsize=7)
     verdict = "every classifier lies on or below the bound" if all(below) else "A CLASSIFIER EXCEEDS THE BOUND"
-    ax.text(0.905, 0.05, verdict, fontsize=8)
+    ax.text(90.5, 5.0, verdict, fontsize=8)
     caption = (f"Tsipras et al.'s trade-off (p = {TS_P}, d = {TS_D}, η = 4/√d, ε = 2η): exact standard and "
                "robust accuracy of the averaging, robust, Bayes-optimal, clean-SVM and adversarial-SVM "
                f"classifiers (SVMs trained on {opts.svm_samples} samples, scored exactly), a family of linear "
@@ -253,13 +259,13 @@ def fig_tradeoff_plane(out: Path, opts: Options, svms: tuple[np.ndarray, np.ndar
 def fig_svm_weights(out: Path, opts: Options, svms: tuple[np.ndarray, np.ndarray]) -> FigureResult:
     clean_svm, adv_svm = svms
     idx = np.arange(clean_svm.size)
-    fig, axes = plt.subplots(2, 1, figsize=(7.5, 4.6), sharex=True, constrained_layout=True)
+    fig, axes = subplots(2, 1, figsize=(7.5, 4.6), sharex=True, constrained_layout=True)
     for ax, w, title in ((axes[0], clean_svm, "clean SVM"), (axes[1], adv_svm, f"adversarial SVM (ℓ∞ ε = {TS_EPS:.2f})")):
         colours = ["tab:red"] + ["tab:blue"] * (w.size - 1)
         ax.bar(idx, w, color=colours, width=0.8)
         ax.axhline(0.0, color="black", lw=0.6)
         ax.set_ylabel("weight (‖w‖₂ = 1)")
-        ax.set_title(f"{title}: w₁ = {w[0]:.3f}, weak-feature mass Σ|w_i| = {np.abs(w[1:]).sum():.3f}")
+        ax.set_title(rf"{title}: $w_1$ = {w[0]:.3f}, weak-feature mass $\sum_{{i>1}} |w_i|$ = {np.abs(w[1:]).sum():.3f}")
     axes[1].set_xlabel("feature index (0 = x₁, the robust feature, red; 1…d weak features, blue)")
     caption = (f"Unit-norm SVM weights (Theorem 2.2; p = {TS_P}, d = {TS_D}, η = 4/√d, n = {opts.svm_samples}): "
                "the clean SVM spreads its weight over the weak features, the adversarially trained SVM puts "
@@ -274,7 +280,7 @@ def fig_linear_growth(out: Path, opts: Options) -> FigureResult:
     eps = 0.25
     rows = linear_shift_table(np.unique(np.geomspace(1, 100_000, 26).astype(int)), eps, seed=opts.seed)
     n = np.array([r["n"] for r in rows])
-    fig, ax = plt.subplots(figsize=(6.2, 4.2), constrained_layout=True)
+    fig, ax = subplots(figsize=(6.2, 4.2), constrained_layout=True)
     ax.plot(n, [r["max_shift"] for r in rows], "o", color="tab:red", label="worst case ε‖w‖₁ (FGSM)")
     ax.plot(n, [r["eps_m_n"] for r in rows], color="black", lw=1.4, label="ε·m·n, m = E|w_i| = √(2/π)")
     ax.plot(n, [r["random_sign_shift"] for r in rows], "^", color="tab:gray", label="random-sign η: |wᵀη|")
@@ -297,7 +303,6 @@ def make_all(out: Path | str, opts: Options | None = None,
     """Write every theory figure and ``theory_captions.md`` into ``out``; return the written paths."""
     opts = Options() if opts is None else opts
     out = Path(out)
-    apply_style()
     svms = _svms(opts)
     makers: list[Callable[[], FigureResult]] = [
         lambda: fig_gaussian_panels(out, opts),
@@ -312,7 +317,8 @@ def make_all(out: Path | str, opts: Options | None = None,
                 f"Produced by `{COMMAND}` (samples = {opts.samples}, svm_samples = {opts.svm_samples}, "
                 f"mc_samples = {opts.mc_samples}, seed = {opts.seed}).", ""]
     for make in makers:
-        paths, caption = make()
+        with styled():  # the house style for this figure only; the caller's rcParams are untouched
+            paths, caption = make()
         written += paths
         log(f"wrote {paths[0]} (+ .pdf)")
         captions += [f"## {paths[0].name}", "", caption, "", f"Command: `{COMMAND}`", ""]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+import matplotlib
 import pytest
 
 import figures.__main__ as fig_main
@@ -18,7 +18,9 @@ TINY = ["--samples", "200", "--svm-samples", "60", "--mc-samples", "2000", "--se
 def test_theory_figures_written(tmp_path: Path) -> None:
     pytest.importorskip("theory.gaussian")
     out = tmp_path / "out"
+    before = dict(matplotlib.rcParams)
     assert fig_main.main(["theory", "--out", str(out), *TINY]) == 0
+    assert dict(matplotlib.rcParams) == before  # the house style is applied per figure, never globally
     for stem in STEMS:
         png, pdf = out / f"{stem}.png", out / f"{stem}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
@@ -44,26 +46,12 @@ def test_options_validate() -> None:
 
 def test_unknown_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert fig_main.main(["nonsense"]) == 2
-    assert "theory or report" in capsys.readouterr().err
-
-
-def test_report_hook_missing_module(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    real = importlib.import_module
-
-    def fake(name: str, *args: object) -> object:
-        if name == "figures.report":
-            raise ImportError("No module named 'figures.report'")
-        return real(name, *args)
-
-    monkeypatch.setattr(importlib, "import_module", fake)
-    assert fig_main.run_report([], required=False) == 0
-    assert fig_main.run_report([], required=True) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert "invalid choice: 'nonsense' (choose from 'theory', 'report')" in capsys.readouterr().err
 
 
 def test_default_runs_theory_then_report(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(fig_main, "run_theory", lambda argv: calls.append("theory") or 0)
-    monkeypatch.setattr(fig_main, "run_report", lambda argv, required=True: calls.append(f"report:{required}") or 0)
+    monkeypatch.setattr(fig_main, "run_theory", lambda args: calls.append(f"theory:{args.out}") or 0)
+    monkeypatch.setattr(fig_main.report, "run", lambda args: calls.append(f"report:{args.store}") or 0)
     assert fig_main.main([]) == 0
-    assert calls == ["theory", "report:False"]
+    assert calls == ["theory:figures/out", "report:store"]

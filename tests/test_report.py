@@ -1,12 +1,29 @@
 """figures.report on a store where some results exist and some are missing."""
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
-from figures.report import SPEC_DIR, default_specs, write_report
+import pytest
+
+import figures.__main__ as fig_main
+from figures import report as engine
+from figures.paper_table import Table, attack, clean, register_table
+from figures.report import SPEC_DIR, default_specs, pct, write_report
 from ray_jobs.spec import expand, load_spec
 from ray_jobs.store import Store
+
+# A table that only this test uses (the shipped MART renderers are figures/report_mart.py's).
+register_table("mart-table2-mnist", Table(
+    title="[MART] Table 2 (MNIST columns): white-box accuracy, linf eps 0.3",
+    source="SPEC §6 (SmallCNN, 100 epochs)",
+    rows={"pgd": "Standard AT", "trades": "TRADES", "mart": "MART"},
+    columns={"natural": clean, "FGSM": attack("fgsm"), "PGD-20": attack("pgd-20"), "CW-20": attack("cw-20")},
+    paper={"pgd": (99.11, 97.17, 94.62, 94.25), "trades": (99.25, 96.67, 94.58, 94.03),
+           "mart": (98.74, 97.87, 96.48, 96.10)},
+    paper_dataset="mnist",
+))
 
 SPEC = """
 [spec]
@@ -81,18 +98,179 @@ def test_report_tables_figures_and_missing(tmp_path: Path):
     assert f"python -m ray_jobs run {spec_file} --store {store.root}" in text
 
 
-def test_default_report_lists_every_laptop_run_missing_and_adds_specs_with_runs(tmp_path: Path):
+def test_default_specs_are_those_with_runs_in_the_store(tmp_path: Path):
     store = Store(tmp_path / "store")
+    store.runs_dir.mkdir(parents=True)
+    assert default_specs(store) == []  # an empty store reports no spec (no 41 MISSING laptop rows)
     text = write_report(store.root, tmp_path / "out").read_text()
-    laptop = [p for p in default_specs() if p.stem == "laptop"]
-    assert default_specs(store) == laptop
-    assert f"Total missing runs: {len(expand(load_spec(laptop[0])))}." in text
-    assert not list((tmp_path / "out").glob("*.png"))
+    assert "No shipped spec has a run in this store" in text and "Total missing runs: 0." in text
     smoke = SPEC_DIR / "smoke.toml"
     first = expand(load_spec(smoke))[0]
-    store.finish(first.hash, {"status": "done"})
-    assert [p.stem for p in default_specs(store)] == ["laptop", "smoke"]
+    store.finish(first.hash, {"epochs": 1})
+    assert [p.stem for p in default_specs(store)] == ["smoke"]
 
+
+def test_missing_store_is_a_one_line_error_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        write_report(tmp_path / "nowhere", tmp_path / "out")
+    assert fig_main.main(["report", "--store", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nowhere" in err and "error" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_pct_never_formats_a_non_fraction_as_a_percentage():
+    assert pct(0.5) == "50.00" and pct(1.0) == "100.00" and pct(0.0) == "0.00" and pct(0.12345, 1) == "12.3"
+    assert pct(None) == "—"
+    assert pct(1e9) == "INVALID (1000000000.0)"
+    for bad in (-0.01, 1.0000001, float("nan"), "0.5", True):
+        assert pct(bad).startswith("INVALID"), bad
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({"clean": 1e9}, "clean = 1000000000.0 is outside [0, 1]"),
+    ({"clean": "high"}, "clean = 'high' is not a number"),
+    ({"attacks": {"pgd-20": 2.5}}, "attacks.pgd-20 = 2.5 is outside [0, 1]"),
+    ({"attacks": [0.1]}, "attacks = [0.1] is not an object"),
+    ({"n": "100"}, "n = '100' is not a non-negative integer"),
+    ({"eps": float("inf")}, "eps = inf is not a finite number >= 0"),
+])
+def test_metrics_problem_names_the_bad_value(bad: dict, why: str):
+    good = {"clean": 0.9, "attacks": {"pgd-20": 0.4}, "worst_case": 0.4, "n": 100, "eps": 0.3, "norm": "linf"}
+    assert engine.metrics_problem(good) is None
+    assert engine.metrics_problem({**good, **bad}) == why
+    assert engine.metrics_problem({}) == "empty or not a JSON object"
+
+
+def test_one_bad_metrics_file_is_shown_invalid_and_the_rest_is_reported(tmp_path: Path):
+    spec_file = tmp_path / "mini.toml"
+    spec_file.write_text(SPEC)
+    runs = {r.label(): r for r in expand(load_spec(spec_file))}
+    store = Store(tmp_path / "store")
+    rng = random.Random(2)
+    good, bad, typed = (runs["eval[dataset=cifar10-subset]"], runs["eval_mart[_method=mart]"],
+                        runs["eval_mart[_method=pgd]"])
+    m = eval_metrics(rng)
+    store.finish(good.hash, m)
+    _damage(store, bad.hash, {**eval_metrics(rng), "clean": 1e9})
+    _damage(store, typed.hash, {**eval_metrics(rng), "attacks": {"fgsm": "x"}})
+    torn = runs["eval_mart[_method=trades]"]
+    _damage(store, torn.hash, {})
+    (store.run_dir(torn.hash) / "metrics.json").write_text('{"clean": 0.5, "att')
+    text = write_report(store.root, tmp_path / "out", [spec_file]).read_text()
+    assert f"| standard training on D | {100 * m['clean']:.2f} |" in text
+    bad_file, typed_file = (store.run_dir(h) / "metrics.json" for h in (bad.hash, typed.hash))
+    why = f"invalid: {bad_file}: clean = 1000000000.0 is an accuracy-like value outside [0, 1]"
+    assert f"| MART | MISSING ({why}) |" in text
+    assert f"| Standard AT | MISSING (invalid: {typed_file}: attacks.fgsm = 'x' is not a number) |" in text
+    assert "100000000000" not in text
+    assert f"- MISSING `{bad.hash}` eval_mart[_method=mart] — {why}" in text
+    assert f"| TRADES | MISSING (invalid: corrupt JSON file {store.run_dir(torn.hash) / 'metrics.json'}" in text
+    assert "invalid 3" in text  # the run counts of the spec
+    assert bad_file.is_file() and typed_file.is_file()  # the report reads; it moves nothing aside
+
+
+def _damage(store: Store, run_hash: str, metrics: dict) -> None:
+    """A done run whose metrics.json was damaged after it finished (the store refuses to write one)."""
+    folder = store.run_dir(run_hash)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    store.update_status(run_hash, state="done")
+
+
+DUP_SPEC = """
+[spec]
+name = "dup"
+[stages.first]
+kind = "theory"
+[stages.first.config]
+module = "theory.gaussian"
+[stages.second]
+kind = "theory"
+[stages.second.config]
+module = "theory.gaussian"
+[stages.other]
+kind = "theory"
+[stages.other.config]
+module = "theory.tradeoff"
+"""
+
+
+def test_a_run_reached_twice_is_counted_once_and_untagged_specs_get_the_generic_table(tmp_path: Path):
+    spec_file = tmp_path / "dup.toml"
+    spec_file.write_text(DUP_SPEC)
+    runs = expand(load_spec(spec_file))
+    assert len(runs) == 3 and runs[0].hash == runs[1].hash  # two stages, one computation
+    store = Store(tmp_path / "store")
+    store.finish(runs[2].hash, {"clean": 0.875, "seconds": 2.5, "note": "text is skipped"})
+    text = write_report(store.root, tmp_path / "out", [spec_file]).read_text()
+    assert "Runs: done 1, failed 0, blocked 0, running 0, pending 1" in text
+    assert "(1 of 2 runs)" in text and "Total missing runs: 1." in text
+    assert "### Every run (this spec has no report tags)" in text
+    assert f"| other | — | done | clean 87.50%, seconds 2.5 | `{runs[2].hash}` |" in text
+    assert f"| first | — | MISSING (pending) |  | `{runs[0].hash}` |" in text
+    assert text.count(f"`{runs[0].hash}`") == 2  # one table row, one MISSING line: never twice each
+
+
+def test_generic_table_summarises_eval_results():
+    from figures.report_generic import main_metrics
+
+    m = {"clean": 0.9, "worst_case": 0.25, "attacks": {"pgd-20": 0.25}, "eps": 0.3, "norm": "linf", "n": 100}
+    assert main_metrics(m) == "clean 90.00%, worst case 25.00%, pgd-20 25.00%, linf eps 0.3, n 100"
+
+
+def test_a_broken_plugin_stops_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    store = Store(tmp_path / "store")
+    store.runs_dir.mkdir(parents=True)
+
+    def broken(name: str):
+        raise ImportError(f"cannot import {name}")
+
+    monkeypatch.setattr(engine.importlib, "import_module", broken)
+    with pytest.raises(ImportError, match="figures.report_"):
+        fig_main.main(["report", "--store", str(store.root), "--out", str(tmp_path / "out")])
+
+
+def test_a_renderer_name_is_registered_once():
+    def other(entries, out_dir, stem, caption):
+        return []
+
+    with pytest.raises(ValueError, match="registered twice"):
+        engine.register_renderer("il-fig3")(other)
+
+
+def test_importing_and_rendering_leave_matplotlib_global_state_alone(tmp_path: Path):
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib\n"
+        "before = (matplotlib.get_backend(), dict(matplotlib.rcParams))\n"
+        "import figures, figures.__main__, figures.report, figures.theory_figs\n"
+        "from figures.report import load_plugins, RENDERERS\n"
+        "load_plugins()\n"
+        "from figures.style import styled, subplots, save\n"
+        "with styled():\n"
+        "    fig, ax = subplots()\n"
+        "    ax.plot([0, 1])\n"
+        f"    save(fig, __import__('pathlib').Path({str(tmp_path)!r}), 'x')\n"
+        "after = (matplotlib.get_backend(), dict(matplotlib.rcParams))\n"
+        "assert before == after, 'global matplotlib state changed'\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert plt.get_fignums() == [], plt.get_fignums()\n"
+    )
+    env = {**__import__("os").environ, "MPLBACKEND": "svg"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "x.png").stat().st_size > 0
+
+
+def test_help_is_argparse_help(capsys: pytest.CaptureFixture[str]):
+    assert fig_main.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m figures") and "{theory,report}" in out
+    assert fig_main.main(["report", "--help"]) == 0
+    assert "--store" in capsys.readouterr().out
 
 FIG3_SPEC = """
 [spec]

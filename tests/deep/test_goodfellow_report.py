@@ -35,7 +35,7 @@ def test_renderers_list_missing_runs_and_draw_nothing(tmp_path):
     for name in NAMES:
         mine = [r for r in runs if name in r.report.get("render", [])]
         assert mine, name
-        entries = [Entry(f"render:{name}", name, "mnist", r, "pending", None) for r in mine]
+        entries = [Entry(name, name, "mnist", r, "pending", None) for r in mine]
         lines = RENDERERS[name](entries, tmp_path, f"x-{name}", "caption")
         text = "\n".join(lines)
         for r in mine:
@@ -48,7 +48,7 @@ def test_table_renderer_shows_ours_beside_the_paper_with_the_difference(tmp_path
     (rbf,) = [r for r in _runs() if r.stage == "eval" and r.config["_row"] == "rbf"]
     metrics = {"clean_error": 0.02, "fgsm_error": 0.5, "fgsm_confidence_on_errors": 0.3,
                "rbf_max_response": {"clean": 0.6, "fgsm": 0.2}}
-    lines = RENDERERS["goodfellow-table"]([Entry("render:goodfellow-table", "goodfellow-table", "mnist", rbf, "done",
+    lines = RENDERERS["goodfellow-table"]([Entry("goodfellow-table", "goodfellow-table", "mnist", rbf, "done",
                                                  metrics)], tmp_path, "t", "caption")
     row = next(ln for ln in lines if ln.startswith("| shallow RBF"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -65,7 +65,7 @@ def test_fig4_renderer_draws_curves_from_metrics(tmp_path):
     f4 = {"eps_grid": grid.tolist(), "labels": [0, 1], "logits": logits.tolist(), "attack_eps": 0.25,
           "summary_n": 2, "summary": {"r2_median": 1.0, "r2_min": 1.0, "argmax_changes_mean": 1.0,
                                       "wrong_fraction_beyond_eps": 0.5, "flip_eps_median": 0.5, "never_flipped": 1}}
-    lines = RENDERERS["goodfellow-fig4"]([Entry("render:goodfellow-fig4", "goodfellow-fig4", "mnist", ev, "done",
+    lines = RENDERERS["goodfellow-fig4"]([Entry("goodfellow-fig4", "goodfellow-fig4", "mnist", ev, "done",
                                                 {"figure4": f4})], tmp_path, "f", "caption")
     assert any("ReLU MLP, standard | 2 | 1.000" in ln for ln in lines)
     assert (tmp_path / "f.png").exists()

@@ -56,7 +56,7 @@ def test_renderers_list_missing_runs_and_draw_nothing(tmp_path: Path) -> None:
     for name in NAMES:
         mine = [r for r in runs if name in r.report.get("render", [])]
         assert mine, name
-        entries = [Entry(f"render:{name}", name, "mnist", r, "pending", None) for r in mine]
+        entries = [Entry(name, name, "mnist", r, "pending", None) for r in mine]
         text = "\n".join(RENDERERS[name](entries, tmp_path, f"x-{name}", "caption"))
         relevant = [r for r in mine if name != "mart-sensitivity" or
                     r.config["_r"].startswith(("mart-lam", "trades-beta")) or r.config["_r"] in ("mart", "trades")]
@@ -75,7 +75,7 @@ def test_renderers_list_missing_runs_and_draw_nothing(tmp_path: Path) -> None:
 def test_table2_cells_show_ours_paper_and_difference(tmp_path: Path) -> None:
     load_plugins()
     runs = [r for r in expand(load_spec(SPECS / "mart.toml")) if r.stage == "eval"]
-    entries = [Entry("render:mart-table2", "mart-table2", "mnist", r, "done", _metrics(0.95, 0.62)) for r in runs
+    entries = [Entry("mart-table2", "mart-table2", "mnist", r, "done", _metrics(0.95, 0.62)) for r in runs
                if r.config["_r"] in ("pgd", "mart")]
     lines = RENDERERS["mart-table2"](entries, tmp_path, "t2", "caption")
     row = next(ln for ln in lines if ln.startswith("| Standard AT"))
@@ -90,9 +90,9 @@ def test_table2_cells_show_ours_paper_and_difference(tmp_path: Path) -> None:
 def test_comparison_reports_difference_with_two_standard_errors(tmp_path: Path) -> None:
     load_plugins()
     runs = {r.config["_r"]: r for r in expand(load_spec(SPECS / "mart.toml")) if r.stage == "eval"}
-    entries = [Entry("render:mart-ablation", "mart-ablation", "mnist", runs["mart"], "done", _metrics(0.9, 0.5)),
-               Entry("render:mart-ablation", "mart-ablation", "mnist", runs["mart-no-kl"], "done", _metrics(0.9, 0.4)),
-               Entry("render:mart-ablation", "mart-ablation", "mnist", runs["mart-ce"], "done", _metrics(0.9, 0.49))]
+    entries = [Entry("mart-ablation", "mart-ablation", "mnist", runs["mart"], "done", _metrics(0.9, 0.5)),
+               Entry("mart-ablation", "mart-ablation", "mnist", runs["mart-no-kl"], "done", _metrics(0.9, 0.4)),
+               Entry("mart-ablation", "mart-ablation", "mnist", runs["mart-ce"], "done", _metrics(0.9, 0.49))]
     lines = RENDERERS["mart-ablation"](entries, tmp_path, "ab", "caption")
     se2 = 2 * ((0.5 * 0.5 / 500 + 0.4 * 0.6 / 500) ** 0.5)
     no_kl = next(ln for ln in lines if "without the KL" in ln)
@@ -104,9 +104,9 @@ def test_comparison_reports_difference_with_two_standard_errors(tmp_path: Path) 
 def test_sensitivity_reads_the_weight_from_the_model_recipe(tmp_path: Path) -> None:
     load_plugins()
     runs = {r.config["_r"]: r for r in expand(load_spec(SPECS / "mart.toml")) if r.stage == "eval"}
-    entries = [Entry("render:mart-sensitivity", "mart-sensitivity", "mnist", runs[k], "done", _metrics(0.9, p, lam=w))
+    entries = [Entry("mart-sensitivity", "mart-sensitivity", "mnist", runs[k], "done", _metrics(0.9, p, lam=w))
                for k, p, w in (("mart", 0.5, 5.0), ("mart-lam-1", 0.4, 1.0), ("trades", 0.45, 1.0))]
-    entries.append(Entry("render:mart-sensitivity", "mart-sensitivity", "mnist", runs["mart-lam-20"], "failed", None))
+    entries.append(Entry("mart-sensitivity", "mart-sensitivity", "mnist", runs["mart-lam-20"], "failed", None))
     lines = RENDERERS["mart-sensitivity"](entries, tmp_path, "sens", "caption")
     rows = [ln for ln in lines if ln.startswith("| MART λ")]
     assert [r.split("|")[2].strip() for r in rows] == ["1", "5", "20"]  # sorted by λ; 20 from the tag

@@ -1,0 +1,160 @@
+"""A paper's accuracy table as a report renderer: ours beside the published numbers, as Markdown and bars.
+
+:func:`register_table` registers a :class:`Table` under its name as a ``per_dataset`` renderer
+(figures.report), fed by spec tags ``report = { rows = ["NAME:ROW"] }``. A row key may carry a model
+suffix ``ROW@model`` (e.g. ``D_det@vgg16``); the paper's number is shown only when that model is the
+table's ``paper_model`` and the dataset is the table's ``paper_dataset`` (a ``-subset`` variant counts
+as the dataset). Accuracies are fractions in the metrics and percent here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from figures.report import Entry, pct, register_renderer
+from figures.style import colour_cycle, save, styled, subplots
+
+Column = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A paper table: its rows (key → Markdown label), columns (name → value read from eval metrics) and
+    published numbers (percent, one per column) for ``paper_dataset`` / ``paper_model``."""
+
+    title: str
+    source: str
+    rows: dict[str, str]
+    columns: dict[str, Column]
+    paper: dict[str, tuple[float, ...]]
+    paper_dataset: str
+    paper_model: str | None = None  # rows "KEY@model" get paper numbers only for this model
+    figure_rows: dict[str, str] = field(default_factory=dict)  # key → tick label (mathtext); default: rows
+
+
+def clean(m: dict[str, Any]) -> Any:
+    return m.get("clean")
+
+
+def worst(m: dict[str, Any]) -> Any:
+    return m.get("worst_case")
+
+
+def attack(name: str) -> Column:
+    return lambda m: (m.get("attacks") or {}).get(name)
+
+
+def _split(row: str) -> tuple[str, str | None]:
+    base, _, model = row.partition("@")
+    return base, (model or None)
+
+
+def paper_values(table: Table, row: str, dataset: str) -> tuple[float, ...] | None:
+    base, model = _split(row)
+    if dataset.split("-")[0] != table.paper_dataset.split("-")[0]:
+        return None  # the paper published no number for this dataset
+    if model is not None and model != table.paper_model:
+        return None  # published for the paper's own architecture only
+    return table.paper.get(base)
+
+
+def _label(table: Table, row: str, labels: dict[str, str], sep: str = " ") -> str:
+    base, model = _split(row)
+    return labels.get(base, row) + (f"{sep}({model})" if model else "")
+
+
+def markdown(table: Table, entries: list[Entry]) -> list[str]:
+    dataset = entries[0].dataset
+    cols = list(table.columns)
+    head = ["training", *[f"ours: {c}" for c in cols], *[f"paper: {c}" for c in cols], "run"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in entries:
+        if e.metrics is None:
+            ours = [f"MISSING ({e.state})"] + [""] * (len(cols) - 1)
+        else:
+            ours = [pct(fn(e.metrics)) for fn in table.columns.values()]
+        paper = paper_values(table, e.row, dataset)
+        theirs = [f"{v:.2f}" for v in paper] if paper else ["—"] * len(cols)
+        lines.append("| " + " | ".join([_label(table, e.row, table.rows), *ours, *theirs, f"`{e.run.hash}`"]) + " |")
+    return lines
+
+
+_NORMS = {"linf": r"$\ell_\infty$", "l2": r"$\ell_2$"}
+
+
+def setting(entries: list[Entry]) -> str:
+    """Our evaluation setting on the figure: norm, ε, the attacks and n (one clause per distinct setting)."""
+    parts = []
+    for e in entries:
+        m = e.metrics
+        if m is None or not m.get("eps"):
+            continue
+        attacks = ", ".join(m.get("attacks") or {}) or "none"
+        text = f"{_NORMS.get(m.get('norm'), m.get('norm'))} ε = {m.get('eps'):g}, attacks: {attacks}, n = {m.get('n')}"
+        if text not in parts:
+            parts.append(text)
+    return "; ".join(parts) if parts else "clean accuracy only"
+
+
+def figure(table: Table, entries: list[Entry], out_dir: Path, stem: str, caption: str) -> bool:
+    """Grouped bars, ours (solid) beside the paper (hatched) where it published a number; only runs that
+    are done are drawn. Returns whether any paper bar was drawn."""
+    done = [e for e in entries if e.metrics is not None]
+    cols = list(table.columns)
+    width = 0.8 / (2 * len(cols))
+    hatched = False
+    with styled():
+        fig, ax = subplots(figsize=(1.6 + 1.4 * len(done) * len(cols) / 2 + 1.5, 3.9))
+        colors = colour_cycle()
+        for j, (col, fn) in enumerate(table.columns.items()):
+            xs = [i + (2 * j) * width for i in range(len(done))]
+            ax.bar(xs, [100 * (fn(e.metrics) or 0.0) for e in done], width, color=colors[j % len(colors)],
+                   label=f"ours: {col}")
+            paper = [paper_values(table, e.row, e.dataset) for e in done]
+            pv = [(x + width, p[j]) for x, p in zip(xs, paper) if p]
+            if pv:
+                hatched = True
+                ax.bar([x for x, _ in pv], [v for _, v in pv], width, color="white",
+                       edgecolor=colors[j % len(colors)], hatch="//", label=f"paper: {col}")
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(done))])
+        ax.set_xticklabels([_label(table, e.row, {**table.rows, **table.figure_rows}, "\n") for e in done], fontsize=8)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{table.title.split(':')[0]} — {entries[0].dataset}\n{setting(done)}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.text(0.01, 0.01, caption, fontsize=6, wrap=True)
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        save(fig, out_dir, stem, dpi=130, tight=False)
+    return hatched
+
+
+def render(table: Table, entries: list[Entry], out_dir: Path, stem: str, caption: str) -> list[str]:
+    """The Markdown section of one dataset's rows, with its figure when any run is done."""
+    dataset = entries[0].dataset
+    published = dataset.split("-")[0] == table.paper_dataset
+    lines = [f"### {table.title} — `{dataset}`", "",
+             f"Paper numbers: {table.source}" + ("" if published else f"; none were published for `{dataset}`") + ".",
+             ""] + markdown(table, entries)
+    evaluated = sorted({f"{e.metrics.get('norm')} eps {e.metrics.get('eps')}, {e.metrics.get('n')} test images"
+                        for e in entries if e.metrics is not None and e.metrics.get("eps")})  # eps 0: clean only
+    if evaluated:  # our attack setting can differ from the paper's (e.g. MNIST)
+        lines += ["", "Our evaluation: " + "; ".join(evaluated) + "."]
+    if not any(e.metrics is not None for e in entries):
+        return lines + ["", "No figure: every run of this table is MISSING."]
+    base = caption.removesuffix(".")
+    has_paper = any(paper_values(table, e.row, dataset) for e in entries if e.metrics is not None)
+    caption = f"{base}; hatched: paper ({table.source})." if has_paper else \
+        f"{base}; no paper numbers for `{dataset}` ({table.source})."
+    figure(table, entries, out_dir, stem, caption)
+    return lines + ["", f"![{table.title}]({stem}.png)", "", f"*{caption}* PDF: `{stem}.pdf`."]
+
+
+def register_table(name: str, table: Table) -> Table:
+    """Register ``table`` as the per-dataset renderer ``name``."""
+    def draw(entries: list[Entry], out_dir: Path, stem: str, caption: str) -> list[str]:
+        return render(table, entries, out_dir, stem, caption)
+
+    draw.__qualname__ = f"table[{name}]"
+    register_renderer(name, per_dataset=True)(draw)
+    return table
