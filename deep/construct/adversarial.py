@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from deep.attacks import PGD
+from deep.attacks.base import eval_mode
 
 TARGET_RULES = {"rand": "uniform over all C classes, independent of y", "det": "(y + 1) mod C"}
 
@@ -36,11 +37,8 @@ def perturb_batch(model: nn.Module, x: Tensor, t: Tensor, *, eps: float, step: f
     """Targeted ℓ2 PGD toward t from x (no random start, as in the paper) and per-example statistics."""
     attack = PGD(model, eps=eps, alpha=step, steps=steps, norm="l2", random_start=False, targeted=True)
     x_adv = attack(x, t)
-    with torch.no_grad():
-        was = model.training
-        model.eval()
+    with torch.no_grad(), eval_mode(model):
         pred = model(x_adv).argmax(dim=1).cpu()
-        model.train(was)
     x_adv = x_adv.detach().cpu()
     stats = {
         "target_hit": (pred == t.cpu()).numpy(),

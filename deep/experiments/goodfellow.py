@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deep.attacks.base import eval_mode
 from deep.data import DatasetInfo, TensorSplit, load_split
 from deep.evaluate import attack_split, evaluate, predict, transfer
 
@@ -153,15 +154,10 @@ def run_logreg_binary(config: dict[str, Any], run_dir: Path, *, data_root: Any =
 # ----------------------------------------------------------------------------------- Figure 4
 def fgsm_direction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """sign(∇ₓ CE(model(x), y)) per example (model in eval mode), the FGSM direction at x."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            x_req = x.detach().clone().requires_grad_(True)
-            loss = F.cross_entropy(model(x_req), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_req)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.enable_grad():
+        x_req = x.detach().clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x_req), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x_req)
     return grad.sign()
 
 
@@ -173,14 +169,9 @@ def logit_curves(model: nn.Module, x: Tensor, y: Tensor, eps_grid: Sequence[floa
         raise ValueError(f"eps_grid must hold at least two finite numbers, got {list(eps_grid)!r}")
     d = fgsm_direction(model, x, y)
     out = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for e in grid:
-                out.append(model(x + e * d))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for e in grid:
+            out.append(model(x + e * d))
     return torch.stack(out, dim=1).double().numpy()
 
 

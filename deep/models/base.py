@@ -80,8 +80,8 @@ class ImageClassifier(nn.Module):
 @torch.no_grad()
 def output_dim(body: nn.Module, in_shape: tuple[int, int, int]) -> int:
     """D of a body on in_shape, found by one forward pass on a zero image (BatchNorm in eval mode)."""
-    was_training = body.training
-    body.eval()
-    d = body(torch.zeros(1, *in_shape)).flatten(1).shape[1]
-    body.train(was_training)
+    from deep.attacks.base import eval_mode  # late: deep.attacks imports deep.data, which must not need models
+
+    with eval_mode(body):
+        d = body(torch.zeros(1, *in_shape)).flatten(1).shape[1]
     return int(d)
