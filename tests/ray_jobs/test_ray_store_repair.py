@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ray_jobs.results import InvalidResultError, check_result, is_fraction_key, register_result_validator
 from ray_jobs.store import Store, driver_identity
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deep"))
+from _tiny import write_tiny_npz  # noqa: E402
 
 
 def done_run(store: Store, h: str = "abc", metrics: dict | None = None) -> None:
@@ -214,3 +219,27 @@ def test_opening_a_store_that_is_a_file_or_missing_names_the_path(tmp_path):
     assert created.runs_dir.is_dir() and Store.open_existing(missing).root == created.root
     with pytest.raises(ValueError, match="lease_s must be a positive number of seconds, got 0"):
         Store(missing, lease_s=0)
+
+
+def test_a_finished_train_run_with_a_truncated_result_is_redone_from_its_checkpoint(tmp_path):
+    """Issue 13: the run is redone, deep.train finds its complete checkpoint, trains nothing, and the result
+    equals the undamaged one."""
+    pytest.importorskip("deep.train")
+    from ray_jobs.runner import execute_run
+
+    config = {"dataset": write_tiny_npz(tmp_path / "tiny.npz"), "model": "logreg", "epochs": 2, "batch_size": 32,
+              "lr": 0.5, "eval_n": 16, "eval_every": 100, "eval_steps": 1}
+    run = {"hash": "t1", "kind": "train", "config": config, "inputs": {}}
+    store = Store.create(tmp_path / "store")
+    store.write_config("t1", {"kind": "train", "config": config, "inputs": {}}, {})
+    assert execute_run(run, str(store.root), None, []) == {"state": "done"}
+    first, folder = store.metrics("t1"), store.run_dir("t1")
+    log = (folder / "log.jsonl").read_bytes()
+    (folder / "metrics.json").write_text((folder / "metrics.json").read_text()[:40])
+    assert store.state("t1") == "pending"
+    assert execute_run(run, str(store.root), None, []) == {"state": "done"}
+    again = store.metrics("t1")
+    assert (folder / "log.jsonl").read_bytes() == log  # no epoch trained again
+    # the same result; the wall time comes back from the checkpoint's float32 copy
+    assert again == {**first, "seconds_total": pytest.approx(first["seconds_total"], rel=1e-6)}
+    assert store.status("t1")["attempts"] == 2 and len(corrupt_files(store, "t1", "metrics.json")) == 1
