@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from deep.attacks.base import model_device
 from deep.attacks.registry import AttackSpec, build_attack, known_attacks, parse_attack
+from deep.progress import progress_enabled
 from deep.units import check_eps, parse_norm
 
 __all__ = ["AttackSpec", "attack_split", "build_attack", "evaluate", "known_attacks", "parse_attack", "predict",
@@ -83,7 +84,8 @@ def attack_split(model: nn.Module, split: Any, name: str, *, eps: float, norm: s
     atk = build_attack(spec, model, eps=eps, norm=norm, seed=seed, bf16=bf16)
     device = model_device(model)
     out = []
-    for s in tqdm(list(_batches(x.shape[0], batch_size)), desc=name, disable=not progress, leave=False):
+    batches = list(_batches(x.shape[0], batch_size))
+    for s in tqdm(batches, desc=name, disable=not progress_enabled(progress), leave=False):
         out.append(atk(x[s].to(device), y[s].to(device)).cpu())
     return torch.cat(out)
 

@@ -2,6 +2,8 @@
 
 - :mod:`ray_jobs.spec`   – TOML spec files, grid expansion, run hashes (``load_spec``, ``expand``)
 - :mod:`ray_jobs.store`  – the result store, one folder per run (``Store``)
+- :mod:`ray_jobs.claims` – which driver runs a run: leases taken over when stale (``claim_is_stale``)
+- :mod:`ray_jobs.results` – checks a result must pass to count as done (``register_result_validator``)
 - :mod:`ray_jobs.kinds`  – stage kinds: train, eval, construct, theory, probe (``register``)
 - :mod:`ray_jobs.runner` – execution on Ray with retries and failure recording (``run_spec``, ``describe``)
 - :mod:`ray_jobs.cli`    – ``python -m ray_jobs run|status SPEC``

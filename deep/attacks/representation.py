@@ -12,6 +12,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from deep.progress import progress_enabled
+
 from .base import Attack, check_count, check_nonneg, eval_mode
 from .pgd import _per_example_norm
 
@@ -57,7 +59,8 @@ class RepresentationMatch(Attack):
                 before = self._distance(x_start, g_target)
             best_z, best_d = x_start.clone(), before.clone()
             z = x_start.clone()
-            for _ in tqdm(range(self.steps), desc="representation match", disable=not self.progress):
+            for _ in tqdm(range(self.steps), desc="representation match",
+                          disable=not progress_enabled(self.progress)):
                 z.requires_grad_(True)
                 dist = self._distance(z, g_target)
                 # The squared distance has the same direction of descent and a defined gradient at 0.

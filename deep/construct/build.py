@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from deep.attacks.base import check_count, check_nonneg
 from deep.data import load_split
 from deep.device import resolve_device
+from deep.progress import progress_enabled
 from deep.train import load_run
 
 from . import adversarial, robust
@@ -140,7 +141,7 @@ def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_di
     num_shards = (n + shard_size - 1) // shard_size
     done = [shard_path(out_dir, i).is_file() for i in range(num_shards)]
     todo_n = sum(min(shard_size, n - i * shard_size) for i in range(num_shards) if not done[i])
-    with tqdm(total=todo_n, desc=f"construct {kind}", unit="img", disable=not progress) as bar:
+    with tqdm(total=todo_n, desc=f"construct {kind}", unit="img", disable=not progress_enabled(progress)) as bar:
         for i in range(num_shards):
             if done[i]:  # finished shards are never recomputed
                 continue

@@ -3,7 +3,8 @@ from deep.runfolder import load_run
 
 from .checkpoint import load_checkpoint
 from .loop import train
-from .recipe import METHODS, SCHEDULES, Recipe, add_recipe_arguments, recipe_from_args
+from .methods import MethodConfig, TrainingMethod, method_names, register_method
+from .recipe import SCHEDULES, Recipe, add_recipe_arguments, recipe_from_args
 
-__all__ = ["Recipe", "train", "load_run", "load_checkpoint", "METHODS", "SCHEDULES", "add_recipe_arguments",
-           "recipe_from_args"]
+__all__ = ["Recipe", "train", "load_run", "load_checkpoint", "SCHEDULES", "add_recipe_arguments",
+           "recipe_from_args", "TrainingMethod", "MethodConfig", "register_method", "method_names"]

@@ -1,9 +1,10 @@
-"""The training loop: seeding, data, SGD, per-epoch log + checkpoint, resume (SPEC §4, §6).
+"""The training loop: build, resume, run an epoch, persist (SPEC §4, §6). Files: deep.runfolder.
 
 Reproducibility: the model is initialised after ``torch.manual_seed(seed)``; batch order and
 augmentation of epoch e come from ``seed·1000 + e`` (so they need no saved state); the global torch
 RNG (dropout) and the attacks' generator are saved in every checkpoint and restored on resume, so
-an interrupted run ends with the same weights as an uninterrupted one.
+an interrupted run ends with the same weights as an uninterrupted one. The held-out check runs
+between the training RNG's save and restore, so it never changes the trained weights.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,21 +25,15 @@ from tqdm.auto import tqdm
 
 from deep import io as dio
 from deep.device import prefers_channels_last, resolve_device
-from deep.evaluate import evaluate
+from deep.progress import progress_enabled
 from deep.runfolder import RunFolder, TrainResult, build_from_spec, load_run
 
-from .methods import make_inner_attack, set_inner_radius, training_step
+from .heldout import check_heldout, heldout_plan
+from .methods import TrainingMethod, build_method, set_inner_radius
 from .recipe import Recipe
 from .schedule import factor_at_step
 
 log = logging.getLogger(__name__)
-
-
-def progress_enabled(progress: bool) -> bool:
-    """Bars on unless disabled by the caller, or by ADVFEAT_PROGRESS=0 when stderr is not a TTY."""
-    if not progress:
-        return False
-    return not (os.environ.get("ADVFEAT_PROGRESS") == "0" and not sys.stderr.isatty())
 
 
 def data_identity(name: str, split: Any) -> dict[str, Any]:
@@ -55,20 +50,11 @@ def data_identity(name: str, split: Any) -> dict[str, Any]:
     return ident
 
 
-def _load_data(recipe: Recipe, data_root: Any):
-    from deep.data import load_split
-
-    train_split = load_split(recipe.dataset, "train", data_root=data_root, subset=recipe.subset,
-                             first_n=recipe.first_n, seed=recipe.seed)
-    test_split = load_split(recipe.dataset, "test", data_root=data_root, first_n=recipe.eval_n)
-    return train_split, test_split
-
-
 def _model_spec(recipe: Recipe, info: Any) -> dict[str, Any]:
     from deep.models import default_normalization
 
-    mean, std = default_normalization(recipe.dataset)
-    return {"name": recipe.model, "num_classes": int(info.num_classes), "in_shape": list(info.shape),
+    mean, std = default_normalization(recipe.data.dataset)
+    return {"name": recipe.model.name, "num_classes": int(info.num_classes), "in_shape": list(info.shape),
             "mean": None if mean is None else list(map(float, mean)),
             "std": None if std is None else list(map(float, std))}
 
@@ -87,6 +73,27 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def augment_mode(recipe: Recipe, shape: tuple[int, int, int]) -> bool | str:
+    """recipe.data.augment as iterate_batches' mode: crop+flip for colour images, crop only for
+    grayscale ones (MNIST, Fashion-MNIST), because a mirrored digit is a different, often invalid, digit."""
+    if not recipe.data.augment:
+        return False
+    return "crop+flip" if shape[0] == 3 else "crop"
+
+
+# -- folder check --------------------------------------------------------------------------------------
+def _same_recipe(stored: dict[str, Any], recipe: Recipe) -> list[str]:
+    """Flat keys on which a stored recipe.json differs from recipe. Keys added after the folder was
+    written take their defaults (which keep old behaviour); other methods' knobs do not count."""
+    merged = {**Recipe().to_dict(), **stored}
+    try:
+        merged = Recipe.from_dict(merged).to_dict()
+    except ValueError:
+        pass  # not a valid recipe today: compare as written, which reports the differing keys
+    new = recipe.to_dict()
+    return sorted(k for k in set(merged) | set(new) if merged.get(k) != new.get(k))
+
+
 def _check_folder(folder: RunFolder, recipe: Recipe) -> TrainResult | None:
     """The finished result if the folder holds this run done; refuse a folder holding another recipe.
 
@@ -94,8 +101,7 @@ def _check_folder(folder: RunFolder, recipe: Recipe) -> TrainResult | None:
     metrics.json makes the run "not done", so it is finished again from its checkpoint; a bad recipe.json
     leaves the checkpoint of unknown origin, so that is moved aside too and the run starts afresh."""
     try:
-        # fields added to Recipe after the folder was written take their defaults (which keep old behaviour)
-        existing = {**Recipe().to_dict(), **folder.read_recipe()}
+        existing = folder.read_recipe()
     except FileNotFoundError:
         existing = None
     except dio.CorruptFileError as e:
@@ -104,10 +110,11 @@ def _check_folder(folder: RunFolder, recipe: Recipe) -> TrainResult | None:
             dio.quarantine(folder.checkpoint_path)
         log.warning("%s; the run restarts from scratch", e)
         existing = None
-    if existing is not None and existing != recipe.to_dict():
-        diff = sorted(k for k in set(existing) | set(recipe.to_dict()) if existing.get(k) != recipe.to_dict().get(k))
-        raise ValueError(f"{folder.path} holds a run with a different recipe (fields {diff}); use another --out")
-    return folder.finished_result(recipe.epochs)
+    if existing is not None:
+        diff = _same_recipe(existing, recipe)
+        if diff:
+            raise ValueError(f"{folder.path} holds a run with a different recipe (fields {diff}); use another --out")
+    return folder.finished_result(recipe.optim.epochs)
 
 
 def _resume_state(folder: RunFolder, dev: torch.device) -> dict[str, Any] | None:
@@ -122,139 +129,232 @@ def _resume_state(folder: RunFolder, dev: torch.device) -> dict[str, Any] | None
         return None
 
 
-def _evaluate_slice(model: nn.Module, test_split: Any, recipe: Recipe) -> dict[str, Any]:
-    name = f"pgd-{recipe.eval_steps}"
-    r = evaluate(model, test_split, [name], eps=recipe.eps if recipe.eps > 0 else 0.0, norm=recipe.norm,
-                 seed=recipe.seed, progress=False, bf16=recipe.bf16)
-    return {"eval_clean_acc": r["clean"], "eval_pgd_acc": r["attacks"][name], "eval_attack": name,
-            "eval_n": r["n"], "eval_eps": r["eps"]}
+# -- build / resume / run an epoch / persist ----------------------------------------------------------
+@dataclass
+class Session:
+    """Everything one train() call builds once and every epoch updates."""
+
+    recipe: Recipe
+    folder: RunFolder
+    device: torch.device
+    train_split: Any
+    test_split: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+    method: TrainingMethod
+    attack: Any
+    identity: dict[str, Any]  # TrainResult's fields that describe data and machine
+    steps_per_epoch: int
+    start_epoch: int = 0
+    seconds: float = 0.0
 
 
-def augment_mode(recipe: Recipe, shape: tuple[int, int, int]) -> bool | str:
-    """recipe.augment as iterate_batches' mode: crop+flip for colour images, crop only for grayscale
-    ones (MNIST, Fashion-MNIST), because a mirrored digit is a different, often invalid, digit."""
-    if not recipe.augment:
-        return False
-    return "crop+flip" if shape[0] == 3 else "crop"
+def _load_data(recipe: Recipe, data_root: Any) -> tuple[Any, Any]:
+    from deep.data import load_split
+
+    d = recipe.data
+    train_split = load_split(d.dataset, "train", data_root=data_root, subset=d.subset, first_n=d.first_n,
+                             seed=recipe.seed)
+    test_split = load_split(d.dataset, "test", data_root=data_root, first_n=recipe.heldout.n)
+    return train_split, test_split
 
 
-def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = None, progress: bool = True,
-          device: str | torch.device | None = None,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train per the recipe into the run folder out_dir (resuming if it holds a checkpoint); final metrics."""
-    from deep.data import iterate_batches
-
-    if not isinstance(recipe, Recipe):
-        raise ValueError(f"recipe must be a deep.train.Recipe, got {type(recipe).__name__}")
-    recipe.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    folder = RunFolder(out)
-    done = _check_folder(folder, recipe)
-    if done is not None:
-        return done.to_dict()
-    dev = resolve_device(device)
-    state = _resume_state(folder, dev)
-    show = progress_enabled(progress)
-
-    train_split, test_split = _load_data(recipe, data_root)
-    info = train_split.info
+def _build_model(recipe: Recipe, spec: dict[str, Any], dev: torch.device, fresh: bool) -> nn.Module:
+    """The seeded model (channels-last for conv nets on the CPU); a fresh fine-tuning run starts from
+    recipe.model.init_from's weights (a resumed run has its own checkpoint instead)."""
     torch.manual_seed(recipe.seed)
-    spec = _model_spec(recipe, info)
-
     model = build_from_spec(spec).to(dev)
     if prefers_channels_last(model, dev):  # ~1.35x faster conv training on the CPU (deep/device.py)
         model = model.to(memory_format=torch.channels_last)
-    if recipe.init_from is not None and state is None:
-        # fine-tuning: start from another run's weights (a resumed run has its own checkpoint instead)
-        init_model, _ = load_run(recipe.init_from)
+    if recipe.model.init_from is not None and fresh:
+        init_model, _ = load_run(recipe.model.init_from)
         try:
             model.load_state_dict(init_model.state_dict())
         except RuntimeError as e:
-            raise ValueError(f"recipe.init_from {recipe.init_from!r} holds another architecture: {e}") from e
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
-    n = len(train_split)
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: factor_at_step(recipe, k, steps_per_epoch))
+            raise ValueError(f"recipe.init_from {recipe.model.init_from!r} holds another architecture: {e}") from e
+    return model
+
+
+def build(recipe: Recipe, folder: RunFolder, dev: torch.device, *, data_root: Any, fresh: bool) -> Session:
+    """Data, model, SGD with its lr schedule, the method and its attack, in the seeded order."""
+    train_split, test_split = _load_data(recipe, data_root)
+    spec = _model_spec(recipe, train_split.info)
+    model = _build_model(recipe, spec, dev, fresh)
+    o = recipe.optim
+    optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                                nesterov=o.nesterov)
+    steps_per_epoch = math.ceil(len(train_split) / o.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: factor_at_step(o, k, steps_per_epoch))
     generator = torch.Generator().manual_seed(recipe.seed)
-    attack = make_inner_attack(recipe, model, generator)
-
-    start_epoch, seconds_before = 0, 0.0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], generator)
-        start_epoch = int(state["epoch"])
-        seconds_before = float(state.get("seconds", torch.tensor(0.0)))
-        folder.trim_log(start_epoch)
-    else:
-        folder.log_path.unlink(missing_ok=True)  # a log without a checkpoint belongs to a run that never saved
-    folder.write_recipe(recipe.to_dict())
+    method = build_method(recipe)
+    identity = {"data": data_identity(recipe.data.dataset, train_split),
+                "eval_data": data_identity(recipe.data.dataset, test_split), "torch": torch.__version__,
+                "python": platform.python_version(), "device": str(dev), "threads": torch.get_num_threads(),
+                "steps_per_epoch": steps_per_epoch}
     folder.write_model_spec(spec)
-    base = {"data": data_identity(recipe.dataset, train_split), "eval_data": data_identity(recipe.dataset, test_split),
-            "torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
-            "threads": torch.get_num_threads(), "steps_per_epoch": steps_per_epoch}
-    folder.write_metrics(TrainResult(**base, status="running", epochs_done=start_epoch, epochs=recipe.epochs))
+    return Session(recipe, folder, dev, train_split, test_split, model, optimizer, scheduler, generator, method,
+                   method.make_attack(model, generator), identity, steps_per_epoch)
 
-    last: dict[str, Any] = {}
-    seconds = seconds_before
-    for epoch in range(start_epoch, recipe.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        tot_loss, tot_n, ok_clean, n_clean, ok_adv, n_adv = 0.0, 0, 0, 0, 0, 0
-        batches = iterate_batches(train_split, recipe.batch_size, shuffle=True, seed=recipe.seed * 1000 + epoch,
-                                  augment=augment_mode(recipe, train_split.info.shape), device=dev)
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not show,
-                   leave=False)
-        for i, (x, y) in enumerate(bar):
-            # ε warm-up: read at the end of the batch, like the lr schedule (a no-op when eps_warmup is 0)
-            set_inner_radius(recipe, attack, epoch + (i + 1) / steps_per_epoch)
-            out_step = training_step(recipe, model, attack, x, y)
-            optimizer.zero_grad(set_to_none=True)
-            out_step.loss.backward()
-            optimizer.step()
-            scheduler.step()
-            b = int(y.shape[0])
-            tot_loss += float(out_step.loss.detach()) * b
-            tot_n += b
-            if out_step.logits_clean is not None:
-                ok_clean += int((out_step.logits_clean.detach().argmax(1) == y).sum())
-                n_clean += b
-            if out_step.logits_adv is not None:
-                ok_adv += int((out_step.logits_adv.detach().argmax(1) == y).sum())
-                n_adv += b
-            bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}")
-        if not math.isfinite(tot_loss):
-            raise ValueError(f"training diverged: non-finite loss in epoch {epoch + 1}; lower recipe.lr")
-        train_seconds = time.perf_counter() - t0
-        entry: dict[str, Any] = {"epoch": epoch + 1, "train_loss": tot_loss / max(tot_n, 1),
-                                 "train_clean_acc": ok_clean / n_clean if n_clean else None,
-                                 "train_adv_acc": ok_adv / n_adv if n_adv else None,
-                                 "lr": optimizer.param_groups[0]["lr"], "train_seconds": train_seconds,
-                                 "images_per_second": tot_n / train_seconds if train_seconds > 0 else None}
-        if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
-            rng = _rng_state(generator)  # evaluation must not shift the training random stream
-            entry.update(_evaluate_slice(model, test_split, recipe))
-            _set_rng_state(rng, generator)
-        entry["seconds"] = time.perf_counter() - t0
-        seconds += entry["seconds"]
-        # Log first, then checkpoint: a crash in between leaves a log line past the checkpoint, which
-        # RunFolder.trim_log drops on resume (the reverse order would lose the line for good).
-        folder.append_log(entry)
-        folder.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "epoch": torch.tensor(epoch + 1),
-                                "rng": _rng_state(generator), "seconds": torch.tensor(seconds, dtype=torch.float64)})
-        last = entry
-        folder.write_metrics(TrainResult(**base, status="running", epochs_done=epoch + 1, epochs=recipe.epochs,
-                                         last=entry, seconds_total=seconds))
-        if on_epoch is not None:
-            on_epoch(entry)
-    if not last:  # finished before this call (e.g. metrics.json was damaged): the log's last epoch
-        entries = folder.read_log()
-        last = entries[-1] if entries else {}
-    result = TrainResult(**base, status="done", epochs_done=recipe.epochs, epochs=recipe.epochs, last=last,
-                         seconds_total=seconds)
-    folder.write_metrics(result)
-    return result.to_dict()
+
+def resume(s: Session, state: dict[str, Any] | None) -> None:
+    """Restore the checkpoint's weights, optimiser, schedule and RNG (or clear a log without one)."""
+    if state is not None:
+        s.model.load_state_dict(state["model"])
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], s.generator)
+        s.start_epoch = int(state["epoch"])
+        s.seconds = float(state.get("seconds", torch.tensor(0.0)))
+        s.folder.trim_log(s.start_epoch)
+    else:
+        s.folder.log_path.unlink(missing_ok=True)  # a log without a checkpoint belongs to a run that never saved
+    s.folder.write_recipe(s.recipe.to_dict())
+    s.folder.write_metrics(TrainResult(**s.identity, status="running", epochs_done=s.start_epoch,
+                                       epochs=s.recipe.optim.epochs))
+
+
+def run_epoch(s: Session, epoch: int, *, show: bool) -> dict[str, Any]:
+    """One pass over the training set; the log entry's training fields."""
+    from deep.data import iterate_batches
+
+    r, t0 = s.recipe, time.perf_counter()
+    s.model.train()
+    tot_loss, tot_n, ok_clean, n_clean, ok_adv, n_adv = 0.0, 0, 0, 0, 0, 0
+    batches = iterate_batches(s.train_split, r.optim.batch_size, shuffle=True, seed=r.seed * 1000 + epoch,
+                              augment=augment_mode(r, s.train_split.info.shape), device=s.device)
+    bar = tqdm(batches, total=s.steps_per_epoch, desc=f"epoch {epoch + 1}/{r.optim.epochs}", disable=not show,
+               leave=False)
+    for i, (x, y) in enumerate(bar):
+        # ε warm-up: read at the end of the batch, like the lr schedule (a no-op when eps_warmup is 0)
+        set_inner_radius(r, s.attack, epoch + (i + 1) / s.steps_per_epoch)
+        out = s.method.step(s.model, s.attack, x, y)
+        s.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        s.optimizer.step()
+        s.scheduler.step()
+        b = int(y.shape[0])
+        tot_loss += float(out.loss.detach()) * b
+        tot_n += b
+        if out.logits_clean is not None:
+            ok_clean += int((out.logits_clean.detach().argmax(1) == y).sum())
+            n_clean += b
+        if out.logits_adv is not None:
+            ok_adv += int((out.logits_adv.detach().argmax(1) == y).sum())
+            n_adv += b
+        bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}")
+    if not math.isfinite(tot_loss):
+        raise ValueError(f"training diverged: non-finite loss in epoch {epoch + 1}; lower recipe.lr")
+    seconds = time.perf_counter() - t0
+    return {"epoch": epoch + 1, "train_loss": tot_loss / max(tot_n, 1),
+            "train_clean_acc": ok_clean / n_clean if n_clean else None,
+            "train_adv_acc": ok_adv / n_adv if n_adv else None, "lr": s.optimizer.param_groups[0]["lr"],
+            "train_seconds": seconds, "images_per_second": tot_n / seconds if seconds > 0 else None}
+
+
+def held_out(s: Session, epoch: int, *, show: bool) -> dict[str, Any]:
+    """The held-out check's fields when it is due after this epoch ({} otherwise)."""
+    r = s.recipe
+    if (epoch + 1) % r.heldout.every != 0 and epoch + 1 != r.optim.epochs:
+        return {}
+    rng = _rng_state(s.generator)  # the check must not shift the training random stream
+    try:
+        return check_heldout(s.model, s.test_split, r, progress=show)
+    finally:
+        _set_rng_state(rng, s.generator)
+
+
+def persist(s: Session, entry: dict[str, Any]) -> None:
+    """Log first, then checkpoint, then metrics: a crash in between leaves a log line past the
+    checkpoint, which RunFolder.trim_log drops on resume (the reverse order would lose the line)."""
+    s.folder.append_log(entry)
+    s.folder.save_checkpoint({"model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+                              "scheduler": s.scheduler.state_dict(), "epoch": torch.tensor(entry["epoch"]),
+                              "rng": _rng_state(s.generator), "seconds": torch.tensor(s.seconds)})
+    s.folder.write_metrics(TrainResult(**s.identity, status="running", epochs_done=entry["epoch"],
+                                       epochs=s.recipe.optim.epochs, last=entry, seconds_total=s.seconds))
+
+
+# -- the readable report -------------------------------------------------------------------------------
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def format_epoch(entry: dict[str, Any], epochs: int) -> str:
+    """One line per epoch, e.g. ``epoch  2/10  loss 0.4123  train 91.2% (adv 45.1%)  held-out 97.5%
+    (pgd-10 at ε=0.3: 88.0%)  12.3 s``."""
+    train_acc = entry["train_clean_acc"] if entry["train_clean_acc"] is not None else entry["train_adv_acc"]
+    parts = [f"epoch {entry['epoch']:>{len(str(epochs))}}/{epochs}", f"loss {entry['train_loss']:.4f}",
+             f"train {_pct(train_acc)}" + (f" (adv {_pct(entry['train_adv_acc'])})"
+                                            if entry["train_clean_acc"] is not None and entry["train_adv_acc"]
+                                            is not None else "")]
+    if "eval_clean_acc" in entry:
+        robust = (f" ({entry['eval_attack']} at ε={entry['eval_eps']:.4g}: {_pct(entry['eval_pgd_acc'])})"
+                  if "eval_pgd_acc" in entry else "")
+        parts.append(f"held-out {_pct(entry['eval_clean_acc'])}{robust}")
+    parts.append(f"{entry['seconds']:.1f} s")
+    return "  ".join(parts)
+
+
+def format_summary(result: TrainResult, folder: RunFolder) -> str:
+    """The final line: epochs, time, the last held-out numbers and the run folder."""
+    last = result.last or {}
+    held = ""
+    if "eval_clean_acc" in last:
+        held = f"; held-out ({last.get('eval_n', '?')} test images) clean {_pct(last['eval_clean_acc'])}"
+        if "eval_pgd_acc" in last:
+            held += f", {last['eval_attack']} at ε={last['eval_eps']:.4g} {_pct(last['eval_pgd_acc'])}"
+    return (f"done: {result.epochs_done} epochs in {result.seconds_total or 0.0:.1f} s{held}; "
+            f"run folder {folder.path}")
+
+
+def _say(line: str) -> None:
+    tqdm.write(line, file=sys.stdout)  # between progress bars, never through them
+
+
+# -- the entry point -------------------------------------------------------------------------------------
+def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = None, progress: bool = True,
+          device: str | torch.device | None = None, verbose: bool = False,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train per the recipe into the run folder out_dir (resuming if it holds a checkpoint); the final
+    metrics (TrainResult.to_dict()). verbose prints one readable line per epoch and a summary to stdout;
+    the JSON entries go to out_dir/log.jsonl either way. The folder is locked for the call
+    (deep.io.output_lock), so two processes never train into one folder."""
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe must be a deep.train.Recipe, got {type(recipe).__name__}")
+    with dio.output_lock(out_dir, "train") as out:
+        folder = RunFolder(out)
+        done = _check_folder(folder, recipe)
+        if done is not None:
+            return done.to_dict()
+        dev = resolve_device(device)
+        state = _resume_state(folder, dev)
+        show = progress_enabled(progress)
+        s = build(recipe, folder, dev, data_root=data_root, fresh=state is None)
+        resume(s, state)
+        if verbose and heldout_plan(recipe).robust:
+            plan = heldout_plan(recipe)
+            _say(f"held-out check: {plan.attack} at {plan.norm} ε={plan.eps:.4g} on {len(s.test_split)} test images")
+        last: dict[str, Any] = {}
+        for epoch in range(s.start_epoch, recipe.optim.epochs):
+            t0 = time.perf_counter()
+            entry = run_epoch(s, epoch, show=show)
+            entry.update(held_out(s, epoch, show=show))
+            entry["seconds"] = time.perf_counter() - t0
+            s.seconds += entry["seconds"]
+            persist(s, entry)
+            last = entry
+            if verbose:
+                _say(format_epoch(entry, recipe.optim.epochs))
+            if on_epoch is not None:
+                on_epoch(entry)
+        if not last:  # finished before this call (e.g. metrics.json was damaged): the log's last epoch
+            entries = folder.read_log()
+            last = entries[-1] if entries else {}
+        result = TrainResult(**s.identity, status="done", epochs_done=recipe.optim.epochs,
+                             epochs=recipe.optim.epochs, last=last, seconds_total=s.seconds)
+        folder.write_metrics(result)
+        if verbose:
+            _say(format_summary(result, folder))
+        return result.to_dict()

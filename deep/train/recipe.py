@@ -1,191 +1,339 @@
-"""The training recipe: every hyper-parameter of a run in one place (SPEC §4, §6).
+"""The training recipe: data, model, optimiser, threat model, held-out check and method, composed.
 
-Units are pixel units for ε and step sizes (images live in [0, 1], normalisation is inside the
-model), epochs for milestones, and examples for sizes. ``Recipe.from_dict``/``to_dict`` round-trip
-through JSON; :func:`add_recipe_arguments` turns each field into a ``--flag`` whose help text is the
-field's ``help`` metadata.
+``Recipe`` holds one frozen config per concern, plus the seed and bf16:
+
+- ``data``: :class:`DataConfig` (dataset, subset, first_n, augment)
+- ``model``: :class:`ModelConfig` (name, init_from)
+- ``optim``: :class:`OptimConfig` (SGD and its lr schedule)
+- ``threat``: :class:`ThreatConfig` (ε, norm, step, steps, ε warm-up of the training attack)
+- ``heldout``: :class:`HeldOutConfig` (the per-epoch check on the first n test images)
+- ``method``: the config of a registered training method (``deep.train.methods``), e.g.
+  ``PGDConfig(perturb="all")`` or ``MARTConfig(lam=6.0, ablation="none")``
+
+Units: ε and step sizes in pixel units (images live in [0, 1], normalisation is inside the model),
+epochs for milestones, examples for sizes.
+
+Flat form (recipe.json, ray_jobs spec configs, ``--flags``): one key per field, named by the field's
+``flat`` metadata (e.g. ``model`` for ``model.name``, ``eval_n`` for ``heldout.n``, ``fgsm_alpha`` for
+``FGSMConfig.alpha``), plus ``method`` (the method's registered name). :meth:`Recipe.to_dict` writes
+every core key, ``method``, the active method's knobs, and the other built-in methods' knobs at their
+defaults, so the file has the same keys as before the composition. :meth:`Recipe.from_dict`
+reads that form; missing keys take their defaults (which keep the behaviour of runs written before
+the key existed), knobs of inactive methods are validated and then dropped. Reading flat names as
+attributes (``recipe.eps``, ``recipe.dataset``) works too, read-only.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-METHODS: tuple[str, ...] = ("standard", "pgd", "fgsm", "fast", "trades", "mart",
-                           "noise-sign", "noise-uniform")  # noise-*: GF §6's control for fgsm
+from .methods.base import (MethodConfig, flat_name, is_number, knob, knob_fields, method_class, method_names,
+                           method_of, require)
+from .methods import BUILTIN_METHODS
+from .methods.standard import StandardConfig
+
 SCHEDULES: tuple[str, ...] = ("step", "cyclic", "constant", "onecycle")
 NORMS: tuple[str, ...] = ("linf", "l2")
-MART_ABLATIONS: tuple[str, ...] = ("none", "no-weight", "no-kl", "ce")  # [MART] §4 ablations
-PERTURB_SETS: tuple[str, ...] = ("all", "correct", "misclassified")  # [MART] §3 S⁺/S⁻ experiment
-# Named datasets of deep.data; ``npz:<path>`` and constructed-dataset directories are accepted too.
-DATASET_NAMES: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset", "restricted-imagenet")
+# Besides deep.data.KNOWN_NAMES: ``npz:<path>``, ``dir:<path>`` and constructed-dataset directories.
 DATASET_PREFIXES: tuple[str, ...] = ("npz:", "dir:", "restricted-imagenet:")
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
-@dataclass
-class Recipe:
-    """Hyper-parameters of one training run. Validated on construction (ValueError naming the field)."""
+def _need_count(obj: Any, *names: str, minimum: int = 1) -> None:
+    for f in dataclasses.fields(obj):
+        if f.name in names:
+            v = getattr(obj, f.name)
+            require(_is_int(v) and v >= minimum, flat_name(f), v, f"must be an integer >= {minimum}")
 
-    dataset: str = _f("mnist", "dataset name (mnist, fashion-mnist, cifar10, cifar10-subset, restricted-imagenet), "
-                      "npz:<path>, or a constructed-dataset directory")
-    model: str = _f("smallcnn", "model name from deep.models.MODEL_NAMES")
-    method: str = _f("standard", choices=METHODS, help="training method: standard | pgd (Madry) | fgsm (Goodfellow, α-mixed) | "
-                     "fast (random-start FGSM, Wong et al.) | trades (β) | mart (λ) | noise-sign / noise-uniform (GF's "
-                     "control: α-mixed like fgsm, on x + ε·random signs / x + U(−ε, ε))")
-    epochs: int = _f(10, "number of passes over the training set (epochs)")
-    batch_size: int = _f(128, "examples per SGD step")
-    lr: float = _f(0.01, "peak learning rate of SGD")
-    momentum: float = _f(0.9, "SGD momentum (0 = none)")
-    weight_decay: float = _f(0.0, "L2 weight decay coefficient of SGD")
-    nesterov: bool = _f(False, "use Nesterov momentum")
-    schedule: str = _f("step", choices=SCHEDULES, help="lr schedule: step (×gamma at each milestone epoch) | cyclic (linear 0→lr at 40%% "
-                       "of training →0, Wong et al.) | constant | onecycle (cosine warm-up 30%% then cosine decay)")
-    milestones: list[float] = _f(None, "epochs at which the step schedule multiplies lr by gamma (fractions allowed)",
-                                 nargs="*", elem=float)
-    gamma: float = _f(0.1, "lr factor at each milestone of the step schedule")
-    augment: bool = _f(False, "random crop (4-pixel zero padding) of each training batch, plus a horizontal "
-                       "flip for colour images only (a mirrored digit is another image)")
-    eps: float = _f(0.3, "attack radius ε in pixel units ([0, 1] scale; ℓ∞ or ℓ2 per --norm)")
-    alpha: float = _f(None, "attack step size in pixel units; default 2.5·ε/steps for PGD-based methods "
-                      "(Madry's rule) and 1.25·ε for fast", elem=float)
-    steps: int = _f(10, "PGD steps of the inner maximisation (pgd, trades, mart)")
-    norm: str = _f("linf", "threat model norm: linf | l2", choices=NORMS)
-    beta: float = _f(6.0, "TRADES weight β of KL(p(x) ‖ p(x′))")
-    lam: float = _f(6.0, "MART weight λ of the misclassification-aware KL term")
-    mart_ablation: str = _f("none", choices=MART_ABLATIONS, help="MART ablation ([MART] §4): none | no-weight (drop "
-                            "the (1 − p_y(x)) factor) | no-kl (drop the KL term) | ce (CE instead of BCE)")
-    perturb: str = _f("all", choices=PERTURB_SETS, help="pgd only ([MART] §3 S⁻/S⁺ experiment): which training "
-                      "examples get adversarial versions: all | correct (S⁺ only; the misclassified S⁻ stay "
-                      "natural) | misclassified (S⁻ only); S⁻/S⁺ by the current model on the natural batch")
-    eps_warmup: float = _f(0.0, "epochs over which the training attack's ε (and step) ramps linearly from 0 "
-                           "to eps (0 = no warm-up); used for ℓ∞ 0.3 MNIST fine-tuning at CPU scale")
-    init_from: str = _f(None, "run folder (or its checkpoint.pt) whose model weights initialise this run, e.g. a "
-                        "standard model for adversarial fine-tuning; None = fresh seeded init", elem=str)
-    fgsm_alpha: float = _f(0.5, "Goodfellow's mixing weight α of the clean loss: α·J(x) + (1−α)·J(x_fgsm)")
-    subset: int = _f(None, "train on a random (seeded) subset of this many training examples", elem=int)
-    first_n: int = _f(None, "train on the first this-many training examples", elem=int)
-    seed: int = _f(0, "seed of model init, batch order, augmentation and attack random starts")
-    bf16: bool = _f(False, "bfloat16 autocast for forward/backward (training and attacks)")
-    eval_every: int = _f(1, "evaluate on the held-out slice every this-many epochs (and always after the last)")
-    eval_n: int = _f(500, "size of the held-out slice: the first this-many examples of the TEST split")
-    eval_steps: int = _f(10, "PGD steps of the per-epoch robustness check on the held-out slice")
+
+def _need_optional_count(obj: Any, *names: str) -> None:
+    for f in dataclasses.fields(obj):
+        if f.name in names:
+            v = getattr(obj, f.name)
+            require(v is None or (_is_int(v) and v >= 1), flat_name(f), v, "must be None or an integer >= 1")
+
+
+def _need_nonneg(obj: Any, *names: str) -> None:
+    for f in dataclasses.fields(obj):
+        if f.name in names:
+            v = getattr(obj, f.name)
+            require(is_number(v) and v >= 0, flat_name(f), v, "must be a finite number >= 0")
+
+
+def _need_bool(obj: Any, *names: str) -> None:
+    for f in dataclasses.fields(obj):
+        if f.name in names:
+            require(isinstance(getattr(obj, f.name), bool), flat_name(f), getattr(obj, f.name), "must be a bool")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = knob("mnist", "dataset name (mnist, fashion-mnist, cifar10, cifar10-subset, restricted-imagenet), "
+                        "npz:<path>, or a constructed-dataset directory", kind=str)
+    subset: int | None = knob(None, "train on a random (seeded) subset of this many training examples", kind=int)
+    first_n: int | None = knob(None, "train on the first this-many training examples", kind=int)
+    augment: bool = knob(False, "random crop (4-pixel zero padding) of each training batch, plus a horizontal "
+                         "flip for colour images only (a mirrored digit is another image)", kind=bool)
 
     def __post_init__(self) -> None:
-        if self.milestones is None:
-            self.milestones = []
-        self.milestones = [float(m) for m in self.milestones]
-        self.validate()
+        from deep.data import KNOWN_NAMES
 
-    # -- validation ----------------------------------------------------------------------------
-    def validate(self) -> None:
-        def need(cond: bool, name: str, what: str) -> None:
-            if not cond:
-                raise ValueError(f"recipe.{name} {what}, got {getattr(self, name)!r}")
+        d = self.dataset
+        require(isinstance(d, str) and (d in KNOWN_NAMES or d.startswith(DATASET_PREFIXES) or Path(d).is_dir()),
+                "dataset", d, f"must be one of {KNOWN_NAMES}, start with one of {DATASET_PREFIXES}, "
+                              "or be an existing constructed-dataset directory")
+        _need_optional_count(self, "subset", "first_n")
+        require(self.subset is None or self.first_n is None, "subset", self.subset, "cannot be combined with first_n")
+        _need_bool(self, "augment")
 
-        def is_int(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
 
-        def is_num(v: Any) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = knob("smallcnn", "model name from deep.models.MODEL_NAMES", kind=str, flat="model")
+    init_from: str | None = knob(None, "run folder (or its checkpoint.pt) whose model weights initialise this run, "
+                                 "e.g. a standard model for adversarial fine-tuning; None = fresh seeded init",
+                                 kind=str)
 
-        need(isinstance(self.dataset, str) and (self.dataset in DATASET_NAMES or self.dataset.startswith(DATASET_PREFIXES)
-                                               or Path(self.dataset).is_dir()),
-             "dataset", f"must be one of {DATASET_NAMES}, start with one of {DATASET_PREFIXES}, "
-                        "or be an existing constructed-dataset directory")
-        need(isinstance(self.model, str) and self.model in _model_names(), "model",
-             f"must be one of {_model_names()}")
-        need(self.method in METHODS, "method", f"must be one of {METHODS}")
-        need(self.schedule in SCHEDULES, "schedule", f"must be one of {SCHEDULES}")
-        need(self.norm in NORMS, "norm", f"must be one of {NORMS}")
-        for name in ("epochs", "batch_size", "steps", "eval_every", "eval_n", "eval_steps"):
-            need(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "must be an integer >= 1")
-        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
-        for name in ("subset", "first_n"):
-            v = getattr(self, name)
-            need(v is None or (is_int(v) and v >= 1), name, "must be None or an integer >= 1")
-        need(not (self.subset is not None and self.first_n is not None), "subset", "cannot be combined with first_n")
-        for name in ("lr", "eps", "beta", "lam", "weight_decay", "momentum", "gamma"):
-            need(is_num(getattr(self, name)) and getattr(self, name) >= 0, name, "must be a finite number >= 0")
-        need(self.lr > 0, "lr", "must be > 0")
-        need(self.momentum < 1, "momentum", "must be < 1")
-        need(self.alpha is None or (is_num(self.alpha) and self.alpha > 0), "alpha", "must be None or a number > 0")
-        need(is_num(self.fgsm_alpha) and 0 <= self.fgsm_alpha <= 1, "fgsm_alpha", "must lie in [0, 1]")
-        need(all(is_num(m) and 0 < m for m in self.milestones), "milestones", "must be positive epochs")
-        for name in ("augment", "bf16", "nesterov"):
-            need(isinstance(getattr(self, name), bool), name, "must be a bool")
-        need(not (self.nesterov and self.momentum == 0), "nesterov", "needs momentum > 0")
-        need(self.method == "standard" or self.eps > 0, "eps", f"must be > 0 for method {self.method!r}")
-        need(self.mart_ablation in MART_ABLATIONS, "mart_ablation", f"must be one of {MART_ABLATIONS}")
-        need(self.mart_ablation == "none" or self.method == "mart", "mart_ablation", "needs method 'mart'")
-        need(self.perturb in PERTURB_SETS, "perturb", f"must be one of {PERTURB_SETS}")
-        need(self.perturb == "all" or self.method == "pgd", "perturb", "other than 'all' needs method 'pgd'")
-        need(self.init_from is None or (isinstance(self.init_from, str) and Path(self.init_from).exists()),
-             "init_from", "must be None or an existing run folder / checkpoint file")
-        need(is_num(self.eps_warmup) and 0 <= self.eps_warmup <= self.epochs, "eps_warmup",
-             "must be a number of epochs in [0, recipe.epochs]")
+    def __post_init__(self) -> None:
+        from deep.models import MODEL_NAMES  # the recipe must not build models, only name them
+
+        require(isinstance(self.name, str) and self.name in MODEL_NAMES, "model", self.name,
+                f"must be one of {tuple(MODEL_NAMES)}")
+        require(self.init_from is None or (isinstance(self.init_from, str) and Path(self.init_from).exists()),
+                "init_from", self.init_from, "must be None or an existing run folder / checkpoint file")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = knob(10, "number of passes over the training set (epochs)", kind=int)
+    batch_size: int = knob(128, "examples per SGD step", kind=int)
+    lr: float = knob(0.01, "peak learning rate of SGD", kind=float)
+    momentum: float = knob(0.9, "SGD momentum (0 = none)", kind=float)
+    weight_decay: float = knob(0.0, "L2 weight decay coefficient of SGD", kind=float)
+    nesterov: bool = knob(False, "use Nesterov momentum", kind=bool)
+    schedule: str = knob("step", "lr schedule: step (×gamma at each milestone epoch) | cyclic (linear 0→lr at 40%% "
+                         "of training →0, Wong et al.) | constant | onecycle (cosine warm-up 30%% then cosine decay)",
+                         kind=str, choices=SCHEDULES)
+    milestones: tuple[float, ...] = knob((), "epochs at which the step schedule multiplies lr by gamma (fractions "
+                                         "allowed)", kind=float)
+    gamma: float = knob(0.1, "lr factor at each milestone of the step schedule", kind=float)
+
+    def __post_init__(self) -> None:
+        ms = self.milestones
+        require(ms is None or isinstance(ms, (list, tuple)), "milestones", ms, "must be a list of epochs")
+        object.__setattr__(self, "milestones", tuple(ms or ()))  # JSON gives a list; frozen configs hold tuples
+        _need_count(self, "epochs", "batch_size")
+        _need_nonneg(self, "lr", "weight_decay", "momentum", "gamma")
+        require(self.lr > 0, "lr", self.lr, "must be > 0")
+        require(self.momentum < 1, "momentum", self.momentum, "must be < 1")
+        require(all(is_number(m) and m > 0 for m in self.milestones), "milestones", list(self.milestones),
+                "must be positive epochs")
+        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        require(self.schedule in SCHEDULES, "schedule", self.schedule, f"must be one of {SCHEDULES}")
+        _need_bool(self, "nesterov")
+        require(not (self.nesterov and self.momentum == 0), "nesterov", self.nesterov, "needs momentum > 0")
+
+
+@dataclass(frozen=True)
+class ThreatConfig:
+    """The training attack's threat model (unused by standard training)."""
+
+    eps: float = knob(0.3, "attack radius ε in pixel units ([0, 1] scale; ℓ∞ or ℓ2 per --norm)", kind=float)
+    alpha: float | None = knob(None, "attack step size in pixel units; default 2.5·ε/steps for PGD-based methods "
+                               "(Madry's rule) and 1.25·ε for fast", kind=float)
+    steps: int = knob(10, "PGD steps of the inner maximisation (pgd, trades, mart)", kind=int)
+    norm: str = knob("linf", "threat model norm: linf | l2", kind=str, choices=NORMS)
+    eps_warmup: float = knob(0.0, "epochs over which the training attack's ε (and step) ramps linearly from 0 to "
+                             "eps (0 = no warm-up); used for ℓ∞ 0.3 MNIST fine-tuning at CPU scale", kind=float)
+
+    def __post_init__(self) -> None:
+        _need_nonneg(self, "eps", "eps_warmup")
+        require(self.alpha is None or (is_number(self.alpha) and self.alpha > 0), "alpha", self.alpha,
+                "must be None or a number > 0")
+        _need_count(self, "steps")
+        require(self.norm in NORMS, "norm", self.norm, f"must be one of {NORMS}")
+
+
+@dataclass(frozen=True)
+class HeldOutConfig:
+    """The per-epoch check on the first ``n`` TEST images: clean accuracy always, PGD accuracy if robust."""
+
+    every: int = knob(1, "evaluate on the held-out slice every this-many epochs (and always after the last)",
+                      kind=int, flat="eval_every")
+    n: int = knob(500, "size of the held-out slice: the first this-many examples of the TEST split", kind=int,
+                  flat="eval_n")
+    steps: int = knob(10, "PGD steps of the held-out robustness check", kind=int, flat="eval_steps")
+    robust: bool | None = knob(None, "run the held-out PGD robustness check (default: on for adversarial methods, "
+                               "off for standard training)", kind=bool, flat="eval_robust")
+    eps: float | None = knob(None, "ε of the held-out robustness check (default: the training eps for adversarial "
+                             "methods, the dataset's convention for standard training, deep.conventions)",
+                             kind=float, flat="eval_eps")
+
+    def __post_init__(self) -> None:
+        _need_count(self, "every", "n", "steps")
+        require(self.robust is None or isinstance(self.robust, bool), "eval_robust", self.robust,
+                "must be None (auto) or a bool")
+        require(self.eps is None or (is_number(self.eps) and self.eps > 0), "eval_eps", self.eps,
+                "must be None or a number > 0")
+
+
+PARTS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "threat": ThreatConfig,
+                          "heldout": HeldOutConfig}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyper-parameters of one training run. Validated on construction (ValueError naming the flat key)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    method: MethodConfig = field(default_factory=StandardConfig)
+    threat: ThreatConfig = field(default_factory=ThreatConfig)
+    heldout: HeldOutConfig = field(default_factory=HeldOutConfig)
+    seed: int = knob(0, "seed of model init, batch order, augmentation and attack random starts", kind=int)
+    bf16: bool = knob(False, "bfloat16 autocast for forward/backward (training and attacks)", kind=bool)
+
+    def __post_init__(self) -> None:
+        for part, kind in PARTS.items():
+            require(isinstance(getattr(self, part), kind), part, getattr(self, part), f"must be a {kind.__name__}")
+        cls = method_of(self.method)
+        require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
+        _need_bool(self, "bf16")
+        eps, norm = self.threat.eps, self.threat.norm
+        require(not cls.adversarial or eps > 0, "eps", eps, f"must be > 0 for method {cls.name!r}")
+        require(not cls.linf_only or norm == "linf", "norm", norm,
+                f"must be 'linf' for method {cls.name!r} (an ℓ∞ method)")
+        require(self.threat.eps_warmup <= self.optim.epochs, "eps_warmup", self.threat.eps_warmup,
+                "must be a number of epochs in [0, recipe.epochs]")
 
     # -- derived -------------------------------------------------------------------------------
+    @property
+    def method_name(self) -> str:
+        return method_of(self.method).name
+
     def step_size(self) -> float:
-        """The inner maximisation's step size: alpha, else 1.25·ε (fast) or 2.5·ε/steps (PGD-based)."""
-        if self.alpha is not None:
-            return float(self.alpha)
-        return 1.25 * self.eps if self.method == "fast" else 2.5 * self.eps / self.steps
+        """The inner maximisation's step size: alpha, else the method's default (2.5·ε/steps; fast: 1.25·ε)."""
+        if self.threat.alpha is not None:
+            return float(self.threat.alpha)
+        return method_of(self.method).default_step_size(self.threat)
+
+    def __getattr__(self, name: str) -> Any:
+        """Read access by flat key: ``recipe.eps`` is ``recipe.threat.eps``, ``recipe.dataset`` is
+        ``recipe.data.dataset``, ``recipe.lam`` is the active method's ``lam``."""
+        if name.startswith("_") or name in PARTS or name == "method":
+            raise AttributeError(name)
+        return self.to_dict()[name] if name in flat_keys() else object.__getattribute__(self, name)
 
     # -- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The flat form (see the module docstring); JSON-ready."""
+        out: dict[str, Any] = {}
+        for flat, part, f in core_fields():
+            v = getattr(getattr(self, part) if part else self, f.name)
+            out[flat] = list(v) if isinstance(v, tuple) else v
+        for flat, (f, owners) in knob_fields().items():
+            if any(o.name in BUILTIN_METHODS for o in owners):
+                out[flat] = f.default
+        out.update({flat_name(f): getattr(self.method, f.name) for f in dataclasses.fields(self.method)})
+        out["method"] = self.method_name
+        return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Recipe":
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        """A Recipe from the flat form; ValueError on unknown keys or bad values."""
         if not isinstance(d, dict):
             raise ValueError(f"recipe must be a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - set(flat_keys()))
         if unknown:
-            raise ValueError(f"unknown recipe fields {unknown}; known: {sorted(known)}")
-        return cls(**d)
+            raise ValueError(f"unknown recipe fields {unknown}; known: {sorted(flat_keys())}")
+        name = d.get("method", "standard")
+        active = method_class(name if isinstance(name, str) else repr(name))
+        parts: dict[str, dict[str, Any]] = {p: {} for p in PARTS}
+        top: dict[str, Any] = {}
+        for flat, part, f in core_fields():
+            if flat in d:
+                (parts[part] if part else top)[f.name] = d[flat]
+        built = {p: PARTS[p](**kw) for p, kw in parts.items()}
+        return cls(**built, method=_method_config(active, d), **top)
 
 
-def _model_names() -> tuple[str, ...]:
-    from deep.models import MODEL_NAMES  # imported lazily: the recipe module must not pull torch models in eagerly
+def _method_config(active: type, d: dict[str, Any]) -> MethodConfig:
+    """The active method's config from d; the other methods' knobs in d are validated by building
+    their configs, and an ``exclusive`` knob at a non-default value is refused."""
+    config = None
+    for flat, (f, owners) in knob_fields().items():
+        if flat in d and f.metadata.get("exclusive") and active not in owners and d[flat] != f.default:
+            names = [o.name for o in owners]
+            raise ValueError(f"recipe.{flat} = {d[flat]!r} needs method {' or '.join(map(repr, names))}, "
+                             f"got method {active.name!r}")
+    every = dict.fromkeys([*(o for _, owners in knob_fields().values() for o in owners), active])
+    for cls in every:  # registration order, so the first bad value reported is always the same
+        kw = {f.name: d[flat_name(f)] for f in dataclasses.fields(cls.Config) if flat_name(f) in d}
+        built = cls.Config(**kw)
+        if cls is active:
+            config = built
+    return config
 
-    return tuple(MODEL_NAMES)
+
+def core_fields() -> list[tuple[str, str | None, dataclasses.Field]]:
+    """(flat key, part name or None for Recipe's own fields, field) of every non-method field."""
+    out = [(flat_name(f), part, f) for part, kind in PARTS.items() for f in dataclasses.fields(kind)]
+    return out + [(f.name, None, f) for f in dataclasses.fields(Recipe) if "kind" in f.metadata]
+
+
+def flat_keys() -> tuple[str, ...]:
+    return (*(flat for flat, _, _ in core_fields()), "method", *knob_fields())
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _add_flag(parser: argparse.ArgumentParser, flat: str, f: dataclasses.Field) -> None:
+    meta = f.metadata
+    shown = list(f.default) if isinstance(f.default, tuple) else f.default
+    help_text = meta["help"] + ("" if f.default is None else f" (default: {shown!r})")
+    if meta["kind"] is bool:
+        parser.add_argument(_flag(flat), dest=flat, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    elif isinstance(f.default, tuple):
+        parser.add_argument(_flag(flat), dest=flat, nargs="*", type=meta["kind"], default=None, help=help_text)
+    elif meta.get("choices"):
+        parser.add_argument(_flag(flat), dest=flat, choices=meta["choices"], default=None, help=help_text)
+    else:
+        parser.add_argument(_flag(flat), dest=flat, type=meta["kind"], default=None, help=help_text)
+
+
+def _method_help() -> str:
+    def first_line(name: str) -> str:
+        doc = (method_class(name).__doc__ or "").strip()
+        return f"{name} ({doc.splitlines()[0].rstrip('.')})" if doc else name
+
+    lines = [first_line(n) for n in method_names()]
+    return "training method: " + " | ".join(lines) + " (default: 'standard')"
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per Recipe field; defaults None so that only given flags override."""
-    for f in dataclasses.fields(Recipe):
-        meta = dict(f.metadata)
-        help_text = meta["help"] + f" (default: {f.default!r})"
-        if f.type in ("bool", bool):
-            parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=help_text)
-        elif "nargs" in meta:
-            parser.add_argument(_flag(f.name), dest=f.name, nargs=meta["nargs"], type=meta["elem"],
-                                default=None, help=help_text)
-        elif "choices" in meta:
-            parser.add_argument(_flag(f.name), dest=f.name, choices=meta["choices"], default=None, help=help_text)
-        else:
-            kind = meta.get("elem") or {"int": int, "float": float, "str": str}[str(f.type)]
-            parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=None, help=help_text)
+    """One ``--flag`` per flat key (core fields, ``--method``, every registered method's knobs);
+    defaults None so that only given flags override."""
+    for flat, _, f in core_fields():
+        _add_flag(parser, flat, f)
+    parser.add_argument("--method", dest="method", choices=method_names(), default=None, help=_method_help())
+    for flat, (f, owners) in knob_fields().items():
+        _add_flag(parser, flat, f)
 
 
 def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
-    """Recipe from a base dict (e.g. a JSON file) overridden by every flag given on the command line."""
+    """Recipe from a base flat dict (e.g. a JSON file) overridden by every flag given on the command line."""
     d = dict(base or {})
-    for f in dataclasses.fields(Recipe):
-        v = getattr(args, f.name, None)
+    for flat in flat_keys():
+        v = getattr(args, flat, None)
         if v is not None:
-            d[f.name] = v
+            d[flat] = v
     return Recipe.from_dict(d)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .recipe import Recipe
+from .recipe import OptimConfig
 
 
 def _cos(a: float, b: float, frac: float) -> float:
@@ -19,27 +19,27 @@ def _cos(a: float, b: float, frac: float) -> float:
     return b + (a - b) * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0))) / 2
 
 
-def lr_factor(recipe: Recipe, t: float) -> float:
-    """Multiplier of recipe.lr at progress t epochs (0 ≤ t ≤ recipe.epochs)."""
-    e = float(recipe.epochs)
-    if recipe.schedule == "constant":
+def lr_factor(optim: OptimConfig, t: float) -> float:
+    """Multiplier of optim.lr at progress t epochs (0 ≤ t ≤ optim.epochs)."""
+    e = float(optim.epochs)
+    if optim.schedule == "constant":
         return 1.0
-    if recipe.schedule == "step":
-        return recipe.gamma ** sum(1 for m in recipe.milestones if m <= t + 1e-9)
-    if recipe.schedule == "cyclic":
+    if optim.schedule == "step":
+        return optim.gamma ** sum(1 for m in optim.milestones if m <= t + 1e-9)
+    if optim.schedule == "cyclic":
         peak = 0.4 * e
         return t / peak if t <= peak else max(0.0, (e - t) / (e - peak))
-    if recipe.schedule == "onecycle":
+    if optim.schedule == "onecycle":
         warm = 0.3 * e
         if t <= warm:
             return _cos(1 / 25, 1.0, t / warm)
         return _cos(1.0, 1 / (25 * 1e4), (t - warm) / (e - warm))
-    raise ValueError(f"unknown schedule {recipe.schedule!r}")
+    raise ValueError(f"unknown schedule {optim.schedule!r}")
 
 
-def factor_at_step(recipe: Recipe, k: int, steps_per_epoch: int) -> float:
+def factor_at_step(optim: OptimConfig, k: int, steps_per_epoch: int) -> float:
     """Multiplier for optimiser step k (0-based). Step drops happen at epoch boundaries; the
     continuous schedules are read at the end of the batch (as Wong et al. do), so no step has lr 0."""
-    if recipe.schedule == "step":
-        return lr_factor(recipe, k / steps_per_epoch)
-    return lr_factor(recipe, (k + 1) / steps_per_epoch)
+    if optim.schedule == "step":
+        return lr_factor(optim, k / steps_per_epoch)
+    return lr_factor(optim, (k + 1) / steps_per_epoch)

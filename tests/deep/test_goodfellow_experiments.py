@@ -102,7 +102,7 @@ def test_noise_method_is_alpha_mixed_like_fgsm():
     torch.manual_seed(0)
     model = build_model("mlp", num_classes=3, in_shape=(1, 4, 4), hidden=(8,))
     x, y = torch.rand(16, 1, 4, 4), torch.randint(0, 3, (16,))
-    recipe = Recipe(dataset="mnist", model="mlp", method="noise-sign", eps=0.2, fgsm_alpha=0.3)
+    recipe = Recipe.from_dict(dict(dataset="mnist", model="mlp", method="noise-sign", eps=0.2, fgsm_alpha=0.3))
     attack = make_inner_attack(recipe, model, torch.Generator().manual_seed(5))
     assert isinstance(attack, NoisePerturbation)
     loss = training_step(recipe, model, attack, x, y).loss
@@ -110,7 +110,7 @@ def test_noise_method_is_alpha_mixed_like_fgsm():
     expected = goodfellow_loss(model(x), model(x_n), y, 0.3)
     assert torch.allclose(loss, expected) and not torch.allclose(loss, F.cross_entropy(model(x), y))
     with pytest.raises(ValueError, match="eps"):
-        Recipe(dataset="mnist", model="mlp", method="noise-uniform", eps=0.0)
+        Recipe.from_dict(dict(dataset="mnist", model="mlp", method="noise-uniform", eps=0.0))
 
 
 def test_logit_curves_of_a_linear_model_are_straight_lines():

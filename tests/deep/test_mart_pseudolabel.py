@@ -77,7 +77,7 @@ def test_kinds_pseudolabel_then_finetune(tmp_path: Path) -> None:
 
     data = write_tiny_npz(tmp_path / "tiny.npz", n_train=64, n_test=16)
     base = dict(dataset=data, model="logreg", batch_size=32, lr=0.1, eps=0.1, steps=2, eval_n=16, eval_steps=2)
-    train(Recipe(method="standard", epochs=3, first_n=32, **base), tmp_path / "std", progress=False)
+    train(Recipe.from_dict(dict(method="standard", epochs=3, first_n=32, **base)), tmp_path / "std", progress=False)
     ctx = RunContext(Store(tmp_path / "store"), "h", None, 0)
     (tmp_path / "pl").mkdir()
     m = pseudolabel_kind({"dataset": data, "labeled_n": 32, "unlabeled_n": 32}, {"source": tmp_path / "std"},

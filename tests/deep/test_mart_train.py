@@ -38,7 +38,7 @@ HAND = {"none": _ln(8) + 3 * KL * 2 / 3, "no-weight": _ln(8) + 3 * KL, "no-kl": 
 def test_training_step_mart_ablations_match_hand_values(ablation: str) -> None:
     x = torch.zeros(1, 1, 1, 3)
     x_adv = torch.tensor([0.0, math.log(2) / 2, 0.0]).view(1, 1, 1, 3)
-    recipe = Recipe(method="mart", lam=3.0, mart_ablation=ablation)
+    recipe = Recipe.from_dict({"method": "mart", "lam": 3.0, "mart_ablation": ablation})
     out = training_step(recipe, FixedLogits(), lambda xx, yy: x_adv, x, torch.tensor([0]))
     assert float(out.loss) == pytest.approx(HAND[ablation], rel=1e-5)
 
@@ -62,7 +62,7 @@ def test_perturb_subset_attacks_only_the_named_set(which: str) -> None:
         seen.append(yy.clone())
         return (xx + 0.05).clamp(0, 1)
 
-    out = perturb_subset(Recipe(method="pgd", perturb=which), model, mark, x, y)
+    out = perturb_subset(which, model, mark, x, y)
     changed = (out != x).flatten(1).any(dim=1).tolist()
     assert changed == ([True, False, False, True] if which == "correct" else [False, True, True, False])
     assert model.training  # the set is decided in eval mode, and train mode is restored
@@ -71,20 +71,20 @@ def test_perturb_subset_attacks_only_the_named_set(which: str) -> None:
 
 def test_perturb_subset_with_an_empty_set_returns_the_batch() -> None:
     x = torch.tensor([[0.9, 0.2]]).view(1, 1, 1, 2)
-    out = perturb_subset(Recipe(method="pgd", perturb="misclassified"), ByFirstPixel(), lambda a, b: a * 0, x,
+    out = perturb_subset("misclassified", ByFirstPixel(), lambda a, b: a * 0, x,
                          torch.tensor([1]))
     assert torch.equal(out, x)
 
 
 def test_warmup_factor_and_attack_radius() -> None:
-    r = Recipe(method="pgd", eps=0.3, steps=5, epochs=4, eps_warmup=2.0)
+    r = Recipe.from_dict({"method": "pgd", "eps": 0.3, "steps": 5, "epochs": 4, "eps_warmup": 2.0})
     assert [inner_radius_factor(r, t) for t in (0.0, 0.5, 2.0, 3.0)] == [0.0, 0.25, 1.0, 1.0]
     atk = PGD(FixedLogits(), 0.3, r.step_size(), 5)
     set_inner_radius(r, atk, 0.5)
     assert atk.eps == pytest.approx(0.075) and atk.alpha == pytest.approx(0.15 * 0.25)
     set_inner_radius(r, atk, 2.5)
     assert atk.eps == pytest.approx(0.3) and atk.alpha == pytest.approx(0.15)
-    no = Recipe(method="pgd", eps=0.3, steps=5)
+    no = Recipe.from_dict({"method": "pgd", "eps": 0.3, "steps": 5})
     atk2 = PGD(FixedLogits(), 0.123, 0.01, 5)
     set_inner_radius(no, atk2, 0.0)  # without warm-up the attack is left alone
     assert atk2.eps == 0.123 and atk2.alpha == 0.01
@@ -102,7 +102,7 @@ def test_warmup_factor_and_attack_radius() -> None:
 ])
 def test_recipe_rejects_bad_mart_fields(kw: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        Recipe(**kw)
+        Recipe.from_dict(kw)
 
 
 def test_defaults_keep_old_recipes_unchanged() -> None:
@@ -113,7 +113,7 @@ def test_defaults_keep_old_recipes_unchanged() -> None:
 def _tiny_recipe(data: str, **kw) -> Recipe:
     base = dict(dataset=data, model="logreg", epochs=1, batch_size=32, lr=0.1, eps=0.1, steps=2, eval_n=16,
                 eval_steps=2, seed=0)
-    return Recipe(**{**base, **kw})
+    return Recipe.from_dict({**base, **kw})
 
 
 def test_init_from_starts_from_the_given_weights(tmp_path) -> None:

@@ -24,7 +24,7 @@ def _recipe(tiny_name: str, **kw) -> Recipe:
     base = dict(dataset=tiny_name, model="mlp", method="standard", epochs=2, batch_size=32, lr=0.05, eps=0.1,
                 steps=2, eval_n=16, eval_steps=2, schedule="constant", seed=3)
     base.update(kw)
-    return Recipe(**base)
+    return Recipe.from_dict(base)
 
 
 # -- Recipe ------------------------------------------------------------------------------------------
@@ -55,24 +55,29 @@ def test_recipe_json_round_trip_and_step_size(tiny: str) -> None:
 
 def test_lr_schedules_by_hand(tiny: str) -> None:
     step = _recipe(tiny, schedule="step", epochs=10, milestones=[5, 8], gamma=0.1)
-    assert [lr_factor(step, t) for t in (0, 4.9, 5, 7.9, 8, 10)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert [lr_factor(step.optim, t) for t in (0, 4.9, 5, 7.9, 8, 10)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
     cyc = _recipe(tiny, schedule="cyclic", epochs=10)  # peak at 4 epochs, zero at 0 and 10
-    assert [lr_factor(cyc, t) for t in (0, 2, 4, 7, 10)] == pytest.approx([0, 0.5, 1, 0.5, 0])
+    assert [lr_factor(cyc.optim, t) for t in (0, 2, 4, 7, 10)] == pytest.approx([0, 0.5, 1, 0.5, 0])
     one = _recipe(tiny, schedule="onecycle", epochs=10)
-    assert lr_factor(one, 0) == pytest.approx(1 / 25) and lr_factor(one, 3) == pytest.approx(1.0)
-    assert lr_factor(one, 10) == pytest.approx(1 / 25e4)
-    assert lr_factor(one, 6.5) == pytest.approx((1 + 1 / 25e4) / 2)  # cosine midpoint of the decay
+    assert lr_factor(one.optim, 0) == pytest.approx(1 / 25) and lr_factor(one.optim, 3) == pytest.approx(1.0)
+    assert lr_factor(one.optim, 10) == pytest.approx(1 / 25e4)
+    assert lr_factor(one.optim, 6.5) == pytest.approx((1 + 1 / 25e4) / 2)  # cosine midpoint of the decay
 
 
 # -- training --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["standard", "pgd", "fgsm", "fast", "trades", "mart"])
+@pytest.mark.parametrize("method", ["standard", "pgd", "fgsm", "fast", "trades", "mart", "noise-sign",
+                                    "noise-uniform"])
 def test_each_method_trains_one_epoch(tiny: str, tmp_path: Path, method: str) -> None:
     r = _recipe(tiny, method=method, epochs=1)
     metrics = train(r, tmp_path / method, progress=False)
     last = metrics["last"]
     assert metrics["status"] == "done" and last["epoch"] == 1
     assert math.isfinite(last["train_loss"])
-    assert 0 <= last["eval_clean_acc"] <= 1 and 0 <= last["eval_pgd_acc"] <= 1
+    assert 0 <= last["eval_clean_acc"] <= 1
+    # the held-out PGD check is opt-in for standard training, on by default for the adversarial methods
+    assert ("eval_pgd_acc" in last) == (method != "standard")
+    if method != "standard":
+        assert 0 <= last["eval_pgd_acc"] <= 1 and last["eval_eps"] == pytest.approx(0.1)
     # The adversarial methods must see attacked inputs (accuracy on them is logged).
     assert (last["train_adv_acc"] is None) == (method == "standard")
 
@@ -152,7 +157,7 @@ def test_augmentation_never_mirrors_grayscale_digits() -> None:
     from deep.train import Recipe
     from deep.train.loop import augment_mode
 
-    on = Recipe(dataset="mnist", model="smallcnn", augment=True)
+    on = Recipe.from_dict({"dataset": "mnist", "model": "smallcnn", "augment": True})
     assert augment_mode(on, (1, 28, 28)) == "crop"
     assert augment_mode(on, (3, 32, 32)) == "crop+flip"
-    assert augment_mode(Recipe(dataset="mnist", model="smallcnn"), (3, 32, 32)) is False
+    assert augment_mode(Recipe(), (3, 32, 32)) is False

@@ -24,8 +24,8 @@ def models(tmp_path_factory):
     name = write_tiny_npz(root / "tiny.npz")
     base = dict(dataset=name, model="logreg", epochs=2, batch_size=32, lr=0.1, schedule="constant", eval_n=16,
                 eval_steps=1, seed=0)
-    train(Recipe(**base, method="standard"), root / "std", progress=False)
-    train(Recipe(**base, method="pgd", norm="l2", eps=0.5, steps=2), root / "rob", progress=False)
+    train(Recipe.from_dict(dict(**base, method="standard")), root / "std", progress=False)
+    train(Recipe.from_dict(dict(**base, method="pgd", norm="l2", eps=0.5, steps=2)), root / "rob", progress=False)
     return root
 
 

@@ -1,0 +1,29 @@
+"""Standard training: CE(p(x), y) on the natural images."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import MethodConfig, StepOutput, TrainingMethod, autocast, register_method
+
+
+@dataclass(frozen=True)
+class StandardConfig(MethodConfig):
+    """No knobs."""
+
+
+@register_method
+class Standard(TrainingMethod):
+    """Empirical risk minimisation: no inner maximisation, outer loss CE(p(x), y)."""
+
+    name = "standard"
+    Config = StandardConfig
+    adversarial = False
+
+    def step(self, model: nn.Module, attack: Any, x: Tensor, y: Tensor) -> StepOutput:
+        with autocast(self.recipe.bf16, x.device):
+            logits = model(x)
+            return StepOutput(F.cross_entropy(logits.float(), y), logits, None)
