@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import stat
 import sys
 from pathlib import Path
@@ -215,8 +216,10 @@ def test_opening_a_store_that_is_a_file_or_missing_names_the_path(tmp_path):
     assert not missing.exists()
     with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a result store: it has no runs/ folder"):
         Store.open_existing(tmp_path)
-    created = Store.create(missing)
+    created = Store.create(missing, lease_s=30)
     assert created.runs_dir.is_dir() and Store.open_existing(missing).root == created.root
+    copy = pickle.loads(pickle.dumps(created))  # e.g. handed to a Ray task: root and lease travel
+    assert (copy.root, copy.lease_s) == (created.root, 30.0)
     with pytest.raises(ValueError, match="lease_s must be a positive number of seconds, got 0"):
         Store(missing, lease_s=0)
 
