@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -274,15 +273,20 @@ _COMMANDS: dict[str, tuple[Runner, Callable[[dict[str, Any]], str]]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 a symbolic check failed, 2 bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point; returns the exit status (0 ok, 1 a symbolic check failed, 2 bad input, 130 Ctrl-C).
+
+    Errors follow the project's convention (:mod:`deep.cli.errors`): one line naming the bad value.
+    """
+    from deep.cli.errors import run_cli
+
+    return run_cli(_run, argv, prog="python -m theory",
+                   interrupted="theory commands save nothing; rerun the command")
+
+
+def _run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     names = list(_COMMANDS) if args.command == "all" else [args.command]
-    try:
-        reports = {name: _COMMANDS[name][0](args) for name in names}
-    except (ValueError, FileNotFoundError) as err:
-        print(f"python -m theory {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    reports = {name: _COMMANDS[name][0](args) for name in names}
     if args.json:
         doc = reports if args.command == "all" else reports[args.command]
         print(json.dumps(_json_safe(doc), indent=2, ensure_ascii=False))

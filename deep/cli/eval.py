@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from .common import add_attack_options, add_common, load_model_and_split, write_json
+from deep.attacks.registry import known_attacks
+
+from .common import add_attack_options, add_common, add_deprecated_alias, load_model_and_split, output_folder, write_json
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("eval", help="evaluate a run under attacks (clean, per-attack, worst case)",
-                              description="Evaluate a trained model. Attack names: fgsm, pgd-K, pgd-KxR "
-                                          "(R restarts), cw-K (PGD on the CW margin), cw-KxR.")
+                              description="Evaluate a trained model. Attack names: "
+                                          + ", ".join(known_attacks()) + " (K steps, R restarts).")
     add_attack_options(p)
-    p.add_argument("--attacks", nargs="+", default=["fgsm", "pgd-20", "cw-20"], help="the attack suite (default: fgsm pgd-20 cw-20)")
+    p.add_argument("--attacks", nargs="+", default=["fgsm", "pgd-20", "cw-20"],
+                   help="the attack suite (default: fgsm pgd-20 cw-20)")
+    add_deprecated_alias(p, "--attack", "--attacks")
     add_common(p)
     p.set_defaults(func=run)
     return p
@@ -23,11 +26,12 @@ def run(args: argparse.Namespace) -> int:
     from deep.evaluate import evaluate
 
     model, split, recipe = load_model_and_split(args)
-    result = evaluate(model, split, args.attacks, eps=args.eps, norm=args.norm, batch_size=args.batch_size,
-                      alpha=args.alpha, seed=args.seed, progress=args.progress)
-    result["checkpoint"] = str(args.checkpoint)
-    result["dataset"] = args.dataset or recipe["dataset"]
-    result["split"] = args.split
-    write_json(Path(args.out) / "metrics.json", result)
+    with output_folder(args.out, "eval") as out:
+        result = evaluate(model, split, args.attacks, eps=args.eps, norm=args.norm, batch_size=args.batch_size,
+                          alpha=args.alpha, seed=args.seed, progress=args.progress)
+        result["checkpoint"] = str(args.checkpoint)
+        result["dataset"] = args.dataset or recipe["dataset"]
+        result["split"] = args.split
+        write_json(out / "metrics.json", result)
     print(json.dumps({k: result[k] for k in ("clean", "attacks", "worst_case", "n")}, sort_keys=True))
     return 0

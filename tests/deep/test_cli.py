@@ -57,7 +57,7 @@ def test_train_eval_attack_round_trip(tiny: str, tmp_path: Path, capsys) -> None
     assert set(m["attacks"]) == {"fgsm", "pgd-5", "cw-5"} and m["n"] == 48
     assert m["worst_case"] <= min(m["attacks"].values()) <= 1
 
-    assert main(["attack", "--checkpoint", str(run / "checkpoint.pt"), "--attack", "pgd-5", "--eps", "0.1",
+    assert main(["attack", "--checkpoint", str(run / "checkpoint.pt"), "--attacks", "pgd-5", "--eps", "0.1",
                  "--n", "20", "--out", str(tmp_path / "atk"), "--no-progress"]) == 0
     with np.load(tmp_path / "atk" / "attacked.npz", allow_pickle=False) as f:
         x, y, x_adv = f["x"], f["y"], f["x_adv"]
@@ -68,18 +68,91 @@ def test_train_eval_attack_round_trip(tiny: str, tmp_path: Path, capsys) -> None
 
 
 @pytest.mark.parametrize("argv,match", [
-    (["--eps", "-1"], "eps"),
-    (["--model", "resnet1000"], "model"),
+    (["--eps", "-1"], "'-1' must be a finite number >= 0"),
+    (["--eps", "1e30"], "[0, 1]"),
+    (["--eps", "8/0"], "divides by zero"),
+    (["--model", "resnet1000"], "recipe.model must be one of"),
+    (["--batch-size", "0"], "recipe.batch_size must be an integer >= 1"),
+    (["--method", "magic"], "invalid choice: 'magic'"),
 ])
 def test_bad_train_input_is_one_line_error(tiny: str, tmp_path: Path, capsys, argv, match: str) -> None:
     assert main(_train_args(tiny, tmp_path / "r", *argv)) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and match in err
+    assert err.startswith("python -m deep") and ": error: " in err and match in err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert not (tmp_path / "r").exists()  # a refused command leaves no folder behind
+
+
+def test_train_out_is_a_file_and_bad_recipe_file(tiny: str, tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "f.txt"
+    afile.write_text("x")
+    assert main(_train_args(tiny, afile)) == 2
+    assert "is an existing file; give a folder path" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(_train_args(tiny, tmp_path / "r", "--recipe", str(bad))) == 2
+    assert f"--recipe {str(bad)!r} is not valid JSON" in capsys.readouterr().err
+    bad.write_text('{"epochs": -3}')
+    assert main(_train_args(tiny, tmp_path / "r", "--recipe", str(bad), "--epochs", "1")) == 0  # flag overrides
+    capsys.readouterr()
+    assert main(["train", "--recipe", str(bad), "--out", str(tmp_path / "r2")]) == 2
+    assert f"from --recipe {str(bad)!r}" in capsys.readouterr().err
 
 
 def test_bad_choice_and_missing_checkpoint(tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit):
-        main(["train", "--method", "magic", "--out", str(tmp_path)])
-    assert "invalid choice" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(tmp_path / "none"), "--eps", "0.3", "--out", str(tmp_path / "o")]) == 2
     assert "no run folder" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main(["eval", "--checkpoint", "x", "--eps", "0.3", "--out", "o", "--batch-size", "0"]) == 2
+    assert "argument --batch-size: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, capsys, monkeypatch) -> None:
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "eval", "--checkpoint", str(tmp_path / "none"), "--eps", "0.3", "--out", str(tmp_path)])
+    monkeypatch.setenv("ADVFEAT_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(["eval", "--checkpoint", str(tmp_path / "none"), "--eps", "0.3", "--out", str(tmp_path)])
+
+
+def test_ctrl_c_is_one_line_naming_what_was_saved(monkeypatch, capsys) -> None:
+    import deep.cli.train as train_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "run", interrupted)
+    assert main(["train", "--out", "runs/x"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == ("python -m deep: interrupted (Ctrl-C); runs/x/checkpoint.pt holds the last finished epoch; "
+                   "rerun the same command to resume")
+
+
+def test_flag_conventions_and_deprecated_spellings(capsys) -> None:
+    from deep.cli import build_parser
+
+    parser = build_parser()
+    a = parser.parse_args(["eval", "--checkpoint", "r", "--eps", "8/255", "--out", "o", "--attack", "fgsm", "--norm", "Linf"])
+    assert a.eps == 8 / 255 and a.attacks == ["fgsm"] and a.norm == "linf"
+    assert "--attack is deprecated and will be removed in the next release; use --attacks" in capsys.readouterr().err
+    c = parser.parse_args(["construct", "--kind", "rand", "--step", "0.2", "--checkpoint", "r", "--dataset", "mnist",
+                           "--out", "o"])
+    assert (c.construct, c.alpha) == ("rand", 0.2)
+    err = capsys.readouterr().err
+    assert "--kind is deprecated" in err and "use --construct" in err and "--step is deprecated" in err
+    t = parser.parse_args(["train", "--out", "o", "--first-n", "7", "--eps", "2/255", "--alpha", "1/255"])
+    assert (t.first_n, t.eps, t.alpha) == (7, 2 / 255, 1 / 255)
+    assert "use --n" in capsys.readouterr().err
+    assert parser.parse_args(["train", "--out", "o", "--n", "7"]).first_n == 7
+    assert parser.parse_args(["attack", "--checkpoint", "r", "--eps", "0.1", "--out", "o", "--attack", "fgsm"]).attacks == "fgsm"
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "attack", "construct", "import-madrylab", "export-madrylab"])
+def test_help_is_clean(command: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    # "None" means "not given"; "--no-progress ... (default: True)" read as "hidden by default".
+    assert "(default: None)" not in text and "(default: True)" not in text
+    if command not in ("import-madrylab", "export-madrylab"):
+        assert "--download" in text and "--no-progress hide progress bars" in text
