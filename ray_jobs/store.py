@@ -13,7 +13,8 @@ read a store. Layout of ``STORE/runs/<hash>/``:
 * ``claim.json``   – the driver running this run: ``driver`` (a random token per driver), ``host``,
   ``pid``, ``since`` (driver start), ``machine`` (boot id / pid namespace), ``heartbeat`` (renewed
   every ``lease_s / 4`` s) and ``lease_s`` (default 600 s, ``$ADVFEAT_CLAIM_LEASE_S`` or
-  ``Store(lease_s=...)``). Absent when no driver runs it. Protocol: :mod:`ray_jobs.claims`.
+  ``Store(lease_s=...)``). Absent when no driver runs it. Protocol: :mod:`ray_jobs.claims`
+  (``claim.json.break`` exists for an instant while a stale claim is taken over).
 * ``log.txt``      – the run's own log lines, including every damaged file moved aside
 * ``<file>.corrupt-<UTC time>`` – a damaged file moved aside (never deleted)
 * artifacts        – whatever the kind writes (the folder is train's ``out_dir``, so its
