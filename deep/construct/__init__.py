@@ -8,7 +8,7 @@ from .adversarial import TARGET_RULES, choose_targets
 from .build import DEFAULT_STEPS, KINDS, build_from_tensors, construct_dataset
 from .madrylab import export_madrylab, import_madrylab
 from .robust import derangement
-from .store import read_constructed, read_provenance
+from .shards import read_constructed, read_provenance
 
 __all__ = ["KINDS", "DEFAULT_STEPS", "TARGET_RULES", "construct_dataset", "build_from_tensors", "choose_targets",
            "derangement", "import_madrylab", "export_madrylab", "read_constructed", "read_provenance"]

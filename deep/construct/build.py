@@ -24,11 +24,11 @@ from tqdm.auto import tqdm
 from deep.attacks.base import check_count, check_nonneg
 from deep.data import load_split
 from deep.device import resolve_device
-from deep.progress import progress_enabled
+from deep.io import write_json
 from deep.train import load_run
 
 from . import adversarial, robust
-from .store import PROVENANCE, SCHEMA, SHARDS, check_plan, read_shard, shard_name, shard_path, write_json, write_shard
+from .shards import PROVENANCE, SCHEMA, SHARDS, check_plan, read_done_shard, shard_name, write_plan, write_shard
 
 KINDS: tuple[str, ...] = ("robust", "nonrobust", "rand", "det")
 DEFAULT_STEPS = {"robust": 1000, "nonrobust": 1000, "rand": 100, "det": 100}
@@ -134,25 +134,28 @@ def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_di
         params.update(eps=eps, norm="l2", random_start=False, target_rule=adversarial.TARGET_RULES[kind])
     else:
         params.update(start_rule="another training image: seeded random derangement of the indices")
-    check_plan(out_dir, {"schema": SCHEMA, "kind": kind, "n": n, "num_classes": num_classes,
-                         "shape": list(x.shape[1:]), "params": params, "source": source})
+    plan = {"schema": SCHEMA, "kind": kind, "n": n, "num_classes": num_classes, "shape": list(x.shape[1:]),
+            "params": params, "source": source}
+    check_plan(out_dir, plan)
 
     starts = robust.derangement(n, seed) if kind in ("robust", "nonrobust") else None
     num_shards = (n + shard_size - 1) // shard_size
-    done = [shard_path(out_dir, i).is_file() for i in range(num_shards)]
-    todo_n = sum(min(shard_size, n - i * shard_size) for i in range(num_shards) if not done[i])
-    with tqdm(total=todo_n, desc=f"construct {kind}", unit="img", disable=not progress_enabled(progress)) as bar:
+    sizes = [min(shard_size, n - i * shard_size) for i in range(num_shards)]
+    shards = [read_done_shard(out_dir, i, sizes[i], tuple(x.shape[1:])) for i in range(num_shards)]
+    todo_n = sum(size for size, arrays in zip(sizes, shards) if arrays is None)
+    with tqdm(total=todo_n, desc=f"construct {kind}", unit="img", disable=not progress) as bar:
         for i in range(num_shards):
-            if done[i]:  # finished shards are never recomputed
+            if shards[i] is not None:  # finished shards are never recomputed
                 continue
             t0 = time.perf_counter()
-            lo, hi = i * shard_size, min((i + 1) * shard_size, n)
+            lo, hi = i * shard_size, i * shard_size + sizes[i]
             arrays = _build_shard(kind, model, x, y, lo, hi, starts, num_classes=num_classes, eps=eps, step=step,
                                   steps=steps, batch_size=batch_size, generator=shard_generator(seed, i), bar=bar)
             arrays["seconds"] = np.array(time.perf_counter() - t0, dtype=np.float64)
+            write_plan(out_dir, plan)  # only now: a build that fails before its first shard binds nothing
             write_shard(out_dir, i, arrays)
+            shards[i] = arrays
 
-    shards = [read_shard(shard_path(out_dir, i)) for i in range(num_shards)]
     per_example = {k: np.concatenate([s[k] for s in shards]) for k in shards[0] if k not in ("x", "seconds")}
     if kind in ("rand", "det"):
         statistics = adversarial.summarise(per_example, num_classes)

@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from deep.io import write_json
+
 from .build import DEFAULT_SHARD_SIZE
-from .store import PROVENANCE, SCHEMA, SHARDS, read_constructed, shard_name, write_json, write_shard
+from .shards import PROVENANCE, SCHEMA, SHARDS, read_constructed, shard_name, write_shard
 
 IMS, LAB = "CIFAR_ims", "CIFAR_lab"
 NUM_CLASSES = {"cifar10": 10, "cifar10-subset": 10, "mnist": 10, "fashion-mnist": 10}

@@ -1,29 +1,39 @@
 """On-disk layout of a constructed dataset (DESIGN §deep.construct): shards, resume, provenance.
 
-DIR/shards/plan.json          the build parameters, written first; a resume with other parameters is refused
+DIR/shards/plan.json          the build parameters, written just before the first shard; a resume with
+                              other parameters is refused while shards exist
 DIR/shards/shard-00000.npz    `x` float32 [n, C, H, W] in [0, 1], `y` int64 [n], plus per-example
                               statistics arrays (`src_index`, ...) and `seconds` (build time of the shard)
 DIR/provenance.json           written LAST: a directory without it is an incomplete build
 
-Every file is written to a temporary name in the same folder and moved into place with os.replace,
-which is atomic on POSIX, so an interrupted build never leaves a half-written shard behind: a shard
-file either exists complete or not at all, and a resumed build recomputes only the missing ones.
-No pickles anywhere (np.load(allow_pickle=False)).
+Every file is written with deep.io (temporary file, fsync, os.replace), so an interrupted build never
+leaves a half-written shard behind, and a resumed build recomputes only the missing ones. A shard that
+was damaged afterwards (truncated, bit rot) fails to decode on resume: it is moved aside
+(``*.corrupt-<time>``) and rebuilt. A plan.json without any shard is left by a build that failed before
+its first shard, so a resume with other parameters replaces it. No pickles anywhere
+(np.load(allow_pickle=False)); shards are decoded by deep.data.constructed.read_shard, the one reader.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deep import io as dio
+from deep.data.constructed import read_shard
+
+log = logging.getLogger(__name__)
+
 PROVENANCE = "provenance.json"
 SHARDS = "shards"
 PLAN = "plan.json"
 SCHEMA = "advfeat.construct/1"
+
+__all__ = ["PROVENANCE", "SHARDS", "PLAN", "SCHEMA", "shard_name", "shard_path", "write_shard",
+           "read_done_shard", "check_plan", "write_plan", "read_provenance", "read_constructed"]
 
 
 def shard_name(index: int) -> str:
@@ -32,27 +42,6 @@ def shard_name(index: int) -> str:
 
 def shard_path(out_dir: Path, index: int) -> Path:
     return Path(out_dir) / SHARDS / shard_name(index)
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write via `write(fileobj)` to a temp file beside `path`, fsync, then os.replace into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path: Path, obj: Any) -> None:
-    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-    _atomic_write_bytes(Path(path), lambda f: f.write(data))
 
 
 def write_shard(out_dir: Path, index: int, arrays: dict[str, np.ndarray]) -> Path:
@@ -65,32 +54,57 @@ def write_shard(out_dir: Path, index: int, arrays: dict[str, np.ndarray]) -> Pat
     if y.dtype != np.int64 or y.shape != (x.shape[0],):
         raise ValueError(f"shard y must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
     path = shard_path(out_dir, index)
-    _atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    dio.save_npz(path, **arrays)
     return path
 
 
-def read_shard(path: Path) -> dict[str, np.ndarray]:
-    path = Path(path)
+def read_done_shard(out_dir: Path, index: int, n: int, shape: tuple[int, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays of finished shard `index` (`n` images of `shape`), or None when it still has to be built:
+    missing, or damaged (it is then moved aside with a warning naming it, never deleted)."""
+    path = shard_path(out_dir, index)
     if not path.is_file():
-        raise FileNotFoundError(f"shard not found: {path}")
+        return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as e:  # corrupt zip / truncated file
-        raise ValueError(f"corrupt shard {path}: {e}") from e
+        arrays = read_shard(path)
+        if arrays["x"].shape != (n, *shape):
+            raise dio.CorruptFileError(f"{path}: 'x' has shape {arrays['x'].shape}, the plan says {(n, *shape)}")
+    except dio.CorruptFileError as e:
+        log.warning("%s; rebuilding it", e)
+        dio.quarantine(path)
+        return None
+    return arrays
+
+
+def _plain(obj: Any) -> Any:
+    """obj as it reads back from JSON (tuples become lists), for comparing a plan with plan.json."""
+    return json.loads(dio.json_text(obj))
 
 
 def check_plan(out_dir: Path, plan: dict[str, Any]) -> None:
-    """Write the plan on a fresh build; on resume refuse a plan that differs (shards would mix)."""
+    """Refuse to resume a build whose shards were made with other parameters (they would mix).
+
+    A plan.json whose build never finished a shard (the command failed or was corrected before) does not
+    bind the folder: the new plan replaces it when the first shard is written (:func:`write_plan`)."""
     path = Path(out_dir) / SHARDS / PLAN
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(plan)):
-            diff = sorted(k for k in set(old) | set(plan) if old.get(k) != json.loads(json.dumps(plan)).get(k))
-            raise ValueError(f"{out_dir} holds a build with different parameters ({', '.join(diff)}); "
-                             f"use another --out or delete it")
-    else:
-        write_json(path, plan)
+    if not path.is_file():
+        return
+    old, new = dio.read_json(path), _plain(plan)
+    if old == new:
+        return
+    if not any((Path(out_dir) / SHARDS).glob("shard-*.npz")):
+        log.warning("%s: replacing the plan of a build that wrote no shard", path)
+        return
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) if isinstance(old, dict) else ["all"]
+    raise ValueError(f"{out_dir} holds a build with different parameters ({', '.join(diff)}); "
+                     f"use another --out or delete it")
+
+
+def write_plan(out_dir: Path, plan: dict[str, Any]) -> None:
+    """Record the build parameters; called just before a shard is written, so shards never exist
+    without the plan they were built under."""
+    path = Path(out_dir) / SHARDS / PLAN
+    if not path.is_file() or dio.read_json(path) != _plain(plan):
+        dio.write_json(path, plan)
 
 
 def read_provenance(out_dir: Path) -> dict[str, Any]:
@@ -102,10 +116,9 @@ def read_provenance(out_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"{out_dir} has no {PROVENANCE}: the build is incomplete (interrupted?); "
                          f"rerun the same construct command to resume it")
-    try:
-        prov = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"corrupt {path}: {e}") from e
+    prov = dio.read_json(path)
+    if not isinstance(prov, dict):
+        raise dio.CorruptFileError(f"{path} must hold a JSON object, got {type(prov).__name__}")
     for key in ("source_dataset", "num_classes", "kind", "shards", "n"):
         if key not in prov:
             raise ValueError(f"{path} lacks the field {key!r}")

@@ -11,7 +11,6 @@ split (resolved by the caller with the same data root).
 """
 from __future__ import annotations
 
-import json
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor
 
 from deep.data.splits import check_labels
+from deep.io import CorruptFileError, read_json
 
 PROVENANCE = "provenance.json"
 SHARD_GLOB = "shard-*.npz"
@@ -39,10 +39,7 @@ def read_provenance(path: Path) -> dict[str, Any]:
             f"constructed dataset: looked for {file} and did not find it; a directory written by "
             f"deep.construct holds provenance.json and shards/shard-00000.npz, ..."
         )
-    try:
-        prov = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{file}: not valid JSON ({exc})") from exc
+    prov = read_json(file)
     if not isinstance(prov, dict):
         raise ValueError(f"{file}: expected a JSON object, got {type(prov).__name__}")
     source, c = prov.get("source_dataset"), prov.get("num_classes")
@@ -60,25 +57,37 @@ def shard_paths(path: Path) -> list[Path]:
     return shards
 
 
-def read_shard(file: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_shard(file: Path) -> dict[str, np.ndarray]:
+    """Every array of one shard (the one shard reader: deep.construct resumes through it too).
+
+    FileNotFoundError if missing; CorruptFileError naming the file for anything that does not decode
+    (truncated zip, bad deflate stream, pickled objects, missing 'x'/'y', wrong dtypes or shapes)."""
+    file = Path(file)
+    if not file.is_file():
+        raise FileNotFoundError(f"shard not found: {file}")
     try:
         with np.load(file, allow_pickle=False) as f:
-            if "x" not in f.files or "y" not in f.files:
-                raise ValueError(f"{file}: a shard needs arrays 'x' and 'y', found {f.files}")
-            return f["x"], f["y"]
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
-        raise ValueError(f"{file}: corrupt or truncated shard ({exc!r})") from exc
+            arrays = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, zlib.error, ValueError, KeyError, OSError, EOFError) as exc:
+        raise CorruptFileError(f"{file}: corrupt or truncated shard ({type(exc).__name__}: {exc})") from exc
+    x, y = arrays.get("x"), arrays.get("y")
+    if x is None or y is None:
+        raise CorruptFileError(f"{file}: a shard needs arrays 'x' and 'y', found {sorted(arrays)}")
+    if x.dtype != np.float32 or x.ndim != 4:
+        raise CorruptFileError(f"{file}: 'x' must be float32 [n, C, H, W], got {x.dtype} {x.shape}")
+    if y.dtype != np.int64 or y.shape != (x.shape[0],):
+        raise CorruptFileError(f"{file}: 'y' must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
+    return arrays
 
 
 def load_constructed_train(path: Path, num_classes: int) -> tuple[Tensor, Tensor]:
     """The shards concatenated in order, checked (dtype, shape, range, NaNs, labels)."""
     xs, ys = [], []
     for file in shard_paths(path):
-        x, y = read_shard(file)
-        if x.dtype != np.float32 or x.ndim != 4 or x.shape[1] not in (1, 3):
+        arrays = read_shard(file)
+        x, y = arrays["x"], arrays["y"]
+        if x.shape[1] not in (1, 3):
             raise ValueError(f"{file}: 'x' must be float32 [n, C, H, W] with C in (1, 3), got {x.dtype} {x.shape}")
-        if y.dtype != np.int64 or y.ndim != 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"{file}: 'y' must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
         if xs and x.shape[1:] != xs[0].shape[1:]:
             raise ValueError(f"{file}: image shape {x.shape[1:]} differs from the first shard's {xs[0].shape[1:]}")
         if np.isnan(x).any():

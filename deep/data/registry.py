@@ -100,10 +100,7 @@ def dataset_info(name: str, *, data_root: str | os.PathLike[str] | None = None) 
     path = Path(arg).expanduser()
     prov = constructed.read_provenance(path)
     first = constructed.shard_paths(path)[0]
-    x, _ = constructed.read_shard(first)
-    if x.ndim != 4:
-        raise ValueError(f"{first}: 'x' must be [n, C, H, W], got shape {x.shape}")
-    shape = tuple(x.shape[1:])
+    shape = tuple(constructed.read_shard(first)["x"].shape[1:])
     classes = prov.get("classes")
     return DatasetInfo(name, prov["num_classes"], shape, tuple(classes) if classes else None)  # type: ignore[arg-type]
 

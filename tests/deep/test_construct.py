@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -228,6 +230,60 @@ def test_resume_with_other_parameters_is_refused(tmp_path, trained):
         build(tmp_path, "det", trained, steps=3)
 
 
+def _damage(path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        path.write_bytes(b"\x00" * 64)
+    elif how == "bad-deflate":  # a zip whose member data is corrupt
+        np.savez_compressed(path, x=np.zeros((40, *SHAPE), np.float32), y=np.zeros(40, np.int64))
+        raw = bytearray(path.read_bytes())
+        raw[60:90] = b"\xff" * 30
+        path.write_bytes(bytes(raw))
+    elif how == "no-y":
+        np.savez(path, x=np.zeros((40, *SHAPE), np.float32))
+    elif how == "pickled":
+        np.savez(path, x=np.array([object()], dtype=object), y=np.zeros(1, np.int64))
+    elif how == "short":
+        np.savez(path, x=np.zeros((39, *SHAPE), np.float32), y=np.zeros(39, np.int64))
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "bad-deflate", "no-y", "pickled", "short"])
+def test_damaged_shard_is_moved_aside_and_rebuilt(tmp_path, trained, how, caplog):
+    full, prov_full = build(tmp_path, "rand", trained, name="full", steps=5)
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    (part / "provenance.json").unlink()  # the build was interrupted, then a shard got damaged
+    _damage(part / "shards" / "shard-00001.npz", how)
+    with caplog.at_level(logging.WARNING):
+        prov_part = build(tmp_path, "rand", trained, name="part", steps=5)[1]
+    assert "shard-00001.npz" in caplog.text
+    assert len(list((part / "shards").glob("shard-00001.npz.corrupt-*"))) == 1  # moved aside, not deleted
+    for a, b in zip(shard_arrays(full), shard_arrays(part)):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert prov_part["statistics"] == prov_full["statistics"]
+    assert np.array_equal(read_constructed(part)[0], read_constructed(full)[0])
+
+
+def test_failed_build_leaves_no_plan_that_binds_the_folder(tmp_path, trained, monkeypatch):
+    def fail(*a, **k):
+        raise RuntimeError("out of memory")
+
+    with monkeypatch.context() as m:
+        m.setattr(build_mod, "_build_shard", fail)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            build(tmp_path, "det", trained, name="out", steps=3)
+    assert not (tmp_path / "out" / "shards" / "plan.json").exists()
+    # a plan.json without shards (left by an earlier version) is replaced, not a reason to refuse
+    (tmp_path / "out" / "shards").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "out" / "shards" / "plan.json").write_text(json.dumps({"kind": "det", "params": {"steps": 3}}))
+    corrected = build(tmp_path, "det", trained, name="out", steps=2)[0]
+    fresh = build(tmp_path, "det", trained, name="fresh", steps=2)[0]
+    assert np.array_equal(read_constructed(corrected)[0], read_constructed(fresh)[0])
+    assert json.loads((corrected / "shards" / "plan.json").read_text())["params"]["steps"] == 2
+
+
 def test_provenance_fields(tmp_path, trained):
     out, prov = build(tmp_path, "det", trained, steps=2)
     on_disk = json.loads((out / "provenance.json").read_text())
@@ -353,7 +409,7 @@ def test_cli_construct_and_madrylab(tmp_path, trained):
     from deep.cli import main
 
     out = tmp_path / "rand"
-    args = ["construct", "--kind", "rand", "--checkpoint", str(run), "--dataset", f"npz:{data}", "--out", str(out),
+    args = ["construct", "--construct", "rand", "--checkpoint", str(run), "--dataset", f"npz:{data}", "--out", str(out),
             "--n", "30", "--eps", "0.5", "--steps", "3", "--batch-size", "8", "--shard-size", "16",
             "--no-progress", "--device", "cpu"]
     assert main(args) == 0
@@ -363,10 +419,10 @@ def test_cli_construct_and_madrylab(tmp_path, trained):
     assert read_provenance(out)["statistics"] == prov["statistics"]
     assert main(["export-madrylab", str(out), "--out", str(tmp_path / "ml")]) == 0
     assert main(["import-madrylab", str(tmp_path / "ml"), "--out", str(tmp_path / "back"),
-                 "--source-dataset", f"npz:{data}", "--kind", "rand"]) == 2  # npz: needs --num-classes
+                 "--source-dataset", f"npz:{data}", "--construct", "rand"]) == 2  # npz: needs --num-classes
     assert main(["import-madrylab", str(tmp_path / "ml"), "--out", str(tmp_path / "back"),
-                 "--source-dataset", f"npz:{data}", "--kind", "rand", "--num-classes", "3"]) == 0
+                 "--source-dataset", f"npz:{data}", "--construct", "rand", "--num-classes", "3"]) == 0
     assert np.array_equal(read_constructed(tmp_path / "back")[0], read_constructed(out)[0])
     assert np.array_equal(read_constructed(tmp_path / "back")[1], read_constructed(out)[1])
-    assert main(["construct", "--kind", "rand", "--checkpoint", str(tmp_path / "none"), "--dataset", "mnist",
+    assert main(["construct", "--construct", "rand", "--checkpoint", str(tmp_path / "none"), "--dataset", "mnist",
                  "--out", str(tmp_path / "o"), "--eps", "-1"]) == 2

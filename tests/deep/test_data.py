@@ -325,7 +325,7 @@ def test_constructed_dir(tmp_path):
     "breakage,error,match",
     [
         ("no_provenance", FileNotFoundError, "provenance.json"),
-        ("bad_json", ValueError, "not valid JSON"),
+        ("bad_json", ValueError, "corrupt JSON file .*provenance.json"),
         ("no_source", ValueError, "source_dataset"),
         ("float64", ValueError, "float32"),
         ("nan", ValueError, "NaN"),
