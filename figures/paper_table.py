@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from deep.units import format_eps
 from figures.report import Entry, pct, register_renderer
 from figures.style import colour_cycle, save, styled, subplots
 
@@ -91,7 +92,7 @@ def setting(entries: list[Entry]) -> str:
         if m is None or not m.get("eps"):
             continue
         attacks = ", ".join(m.get("attacks") or {}) or "none"
-        text = f"{_NORMS.get(m.get('norm'), m.get('norm'))} ε = {m.get('eps'):g}, attacks: {attacks}, n = {m.get('n')}"
+        text = f"{_NORMS.get(m.get('norm'), m.get('norm'))} ε = {format_eps(m['eps'])}, attacks: {attacks}, n = {m.get('n')}"
         if text not in parts:
             parts.append(text)
     return "; ".join(parts) if parts else "clean accuracy only"

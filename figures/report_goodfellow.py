@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from deep.units import format_eps
 from figures.report import Entry, pct, register_renderer
 from figures.style import new_figure, save, subplots
 
@@ -53,6 +54,15 @@ def _diff(ours: float | None, paper: float | None) -> str:
 
 def _missing(entries: list[Entry]) -> list[str]:
     return [f"- MISSING `{e.run.hash}` {e.run.label()} — {e.state}" for e in entries if e.metrics is None]
+
+
+def _setting(entries: list[Entry]) -> str:
+    """The attack setting of the done runs, for the figure: FGSM, ℓ∞ ε and the test images."""
+    done = [e.metrics for e in entries if e.metrics is not None]
+    eps = sorted({m["eps"] for m in done if isinstance(m.get("eps"), (int, float))})
+    n = sorted({m.get("n", m.get("n_test")) for m in done if isinstance(m.get("n", m.get("n_test")), int)})
+    return (r"FGSM, $\ell_\infty$ ε = " + ", ".join(format_eps(v) for v in eps) if eps else "FGSM") + \
+        (f"; n = {', '.join(str(v) for v in n)} test images" if n else "")
 
 
 def _row_key(e: Entry) -> str:
@@ -125,6 +135,7 @@ def render_table(entries: list[Entry], out_dir: Path, stem: str, caption: str) -
     axes[0].set_yticks(ys)
     axes[0].set_yticklabels([r["label"] for r in rows], fontsize=7)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(_setting(entries), fontsize=8)
     fig.text(0.01, -0.02, caption, fontsize=6, wrap=True)
     save(fig, out_dir, stem)
     return lines + ["", f"![GF errors and confidences]({stem}.png)", "", f"*{caption}* PDF: `{stem}.pdf`."]

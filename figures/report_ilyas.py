@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deep.units import format_eps
 from figures.paper_table import Table, clean, register_table, worst
 from figures.report import Entry, pct, register_renderer
 from figures.style import save, styled, subplots
@@ -64,7 +65,7 @@ def _fig3_rows(entries: list[Entry]) -> tuple[list[str], list[tuple[str, float, 
         if x is not None and y is not None:
             done.append((arch, 100 * x, 100 * y))
         norm = {"linf": r"$\ell_\infty$", "l2": r"$\ell_2$"}.get(m.get("norm"), m.get("norm"))
-        text = f"{m.get('attack')}, {norm} ε = {m.get('eps')}" + (f", n = {m['n']}" if m.get("n") else "")
+        text = f"{m.get('attack')}, {norm} ε = {format_eps(m['eps'])}" + (f", n = {m['n']}" if m.get("n") else "")
         if text not in settings:
             settings.append(text)
     return lines, done, settings

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from figures.paper_table import setting
 from figures.report import Entry, pct, register_renderer
 from figures.style import colour_cycle, save, subplots
 
@@ -166,7 +167,7 @@ def render_table2(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
             ax.set_xticklabels([ROW_LABELS[row_of(e)] for e in done], fontsize=8)
             ax.set_ylim(0, 100)
             ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"[MART] Table 2 — {dataset}")
+            ax.set_title(f"[MART] Table 2 — {dataset}\n{setting(done)}", fontsize=9)
         axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         lines += _save(fig, out_dir, stem, caption + " Solid: ours; hatched: paper (SPEC §6).")
     else:
@@ -215,7 +216,7 @@ def _comparison(entries: list[Entry], out_dir: Path, stem: str, caption: str, *,
         ax.set_xticklabels([SHORT.get(row_of(e), row_of(e)) for _, e in drawn], fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_ylabel("accuracy (%) ± 2 SE")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(f"{title}\n{setting([e for _, e in drawn])}", fontsize=9)
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         lines += _save(fig, out_dir, stem, caption)
     else:
@@ -319,6 +320,7 @@ def render_sensitivity(entries: list[Entry], out_dir: Path, stem: str, caption: 
             if fam == "mart":
                 ax.axvline(6.0, color="grey", lw=0.8, ls=":", label="paper's peak λ ≈ 6 (fig)")
             ax.legend(fontsize=6)
+        fig.suptitle(setting([e for e in grid if e.metrics is not None]), fontsize=8)
         axes[0].set_ylabel("accuracy (%), PGD-20 ± 2 SE")
         axes[0].set_ylim(0, 100)
         lines += _save(fig, out_dir, stem, caption)

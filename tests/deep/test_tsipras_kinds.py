@@ -10,6 +10,7 @@ from _tiny import write_tiny_npz
 
 from deep.train import Recipe, train
 from figures import report_tsipras as rt
+from figures import report_tsipras_images as rti
 from figures.report import Entry
 from ray_jobs.kinds import RunContext, get_kind
 from ray_jobs.spec import Run
@@ -58,10 +59,10 @@ def test_gradient_and_large_eps_kinds_write_arrays_and_render(models, tmp_path):
         entries_l.append(Entry("render:tsipras-large-eps", "x", "tiny", fake_run("l", f"l{tag}"), "done", ml, ldir))
     entries_g.append(Entry("render:tsipras-gradients", "x", "tiny", fake_run("g", "gmissing"), "failed", None, None))
     out = tmp_path / "out"
-    lines = rt.render_gradients(entries_g, out, "exp-g", "caption")
+    lines = rti.render_gradients(entries_g, out, "exp-g", "caption")
     assert any("MISSING `gmissing`" in ln for ln in lines)
     assert any(ln.startswith("- ") and "robust gradients more aligned" in ln for ln in lines)
-    lines = rt.render_large_eps(entries_l, out, "exp-l", "caption")
+    lines = rti.render_large_eps(entries_l, out, "exp-l", "caption")
     assert any("judge" in ln for ln in lines)
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["exp-g-npz-tiny.png", "exp-l-npz-tiny-interp.png", "exp-l-npz-tiny.png"]
