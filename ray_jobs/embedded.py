@@ -18,10 +18,12 @@ Ray 2.60 would, on Linux:
   lookup, so no packet to a public DNS server.
 * ``RAY_USAGE_STATS_ENABLED=0``: no usage report and none of the cloud-metadata requests
   (``169.254.169.254``, ``metadata.google.internal``) that its cloud detection makes.
-* The temp dir is :func:`private_temp_dir` (``$XDG_CACHE_HOME/advfeat/ray``, else
+* Ray's temp dir is ``t`` inside :func:`private_temp_dir` (``$XDG_CACHE_HOME/advfeat/ray``, else
   ``~/.cache/advfeat/ray``; ``/tmp/advfeat-ray-<uid>`` when that path is too long for the unix
-  sockets Ray puts under it). The root is 0700; Ray makes the folders it creates 0777, so after start
-  every folder below the root is set to 0755 (the 0700 root is what keeps others out).
+  sockets Ray puts under it), a folder of ours with mode 0700 that Ray never touches: Ray makes its
+  own folders 0777 (and re-opens its temp dir to 0777 each time a worker starts), so the 0700
+  folder around it is what keeps other users out. After start the folders Ray made are also set to
+  0755 (best effort; a worker starting later re-opens the top one behind the 0700 folder).
 * ``worker_niceness = 0`` (Ray's system config) runs the workers at the driver's priority.
 
 The cluster path (``--address``) changes none of this: a cluster's nodes must bind their real
@@ -37,9 +39,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 LOOPBACK = "127.0.0.1"
-# AF_UNIX paths are limited to 107 bytes; Ray appends "session_<date>_<time>_<usec>_<pid>/sockets/
-# plasma_store" (about 70 characters) to the temp dir.
+# AF_UNIX paths are limited to 107 bytes; Ray appends "/t/session_<date>_<time>_<usec>_<pid>/sockets/
+# plasma_store" (about 65 characters) to the private dir.
 MAX_TEMP_DIR_CHARS = 36
+RAY_SUBDIR = "t"  # Ray's own temp dir, inside the private one
 QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keep a 127.0.0.1 node address as given (see above)
@@ -61,8 +64,8 @@ def private_temp_dir() -> Path:
 
 
 def restrict_modes(root: Path) -> None:
-    """Root 0700, every folder below it 0755 (Ray creates them 0777). Files keep their modes."""
-    root.chmod(0o700)
+    """``root`` and every folder below it 0755 (Ray creates them 0777). Files keep their modes."""
+    root.chmod(0o755)
     for dirpath, dirnames, _ in os.walk(root):
         for name in dirnames:
             path = Path(dirpath) / name
@@ -95,10 +98,10 @@ def _quiet_loopback() -> Iterator[None]:
 
 
 def start_embedded(num_cpus: int, runtime_env: dict[str, Any]) -> Path:
-    """Start a local Ray on loopback with a private temp dir; returns the temp dir."""
+    """Start a local Ray on loopback with a private temp dir; returns Ray's temp dir."""
     import ray
 
-    temp_dir = private_temp_dir()
+    temp_dir = private_temp_dir() / RAY_SUBDIR
     with _quiet_loopback():
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, log_to_driver=True,
                  _node_ip_address=LOOPBACK, _temp_dir=str(temp_dir), _system_config=dict(SYSTEM_CONFIG))

@@ -6,15 +6,23 @@ A kind is ``fn(config: dict, inputs: dict[str, Path], run_dir: Path, ctx: RunCon
 ``metrics.json``. The real kinds import ``deep``/``theory`` inside the function, so the runner and
 its tests work without them. Extra kinds (tests, new experiments) call :func:`register` in a module
 listed in the spec's ``[spec].kind_modules``, which every worker imports before running.
+
+A kind may declare the schema of its config (``@register("name", schema=factory)``, a zero-argument
+function returning a :class:`ray_jobs.schema.Schema`, called only when a spec is validated so that
+importing this module stays light); ``python -m ray_jobs run`` and ``--dry-run`` check every run's
+config against it before Ray starts (ray_jobs/schema.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import pkgutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from ray_jobs import schema as S
 from ray_jobs.store import Store
 
 
@@ -41,21 +49,30 @@ class KindFn(Protocol):
 
 
 KINDS: dict[str, KindFn] = {}
+KIND_SCHEMAS: dict[str, Callable[[], S.Schema]] = {}
 
 
-def register(name: str) -> Callable[[KindFn], KindFn]:
-    """Decorator: ``@register("square")`` makes a function available as ``kind = "square"``."""
+def register(name: str, schema: Callable[[], S.Schema] | None = None) -> Callable[[KindFn], KindFn]:
+    """Decorator: ``@register("square")`` makes a function available as ``kind = "square"``;
+    ``schema`` (a factory) declares its config for validation before anything runs."""
 
     def deco(fn: KindFn) -> KindFn:
         KINDS[name] = fn
+        if schema is not None:
+            KIND_SCHEMAS[name] = schema
         return fn
 
     return deco
 
 
-def get_kind(name: str, modules: tuple[str, ...] | list[str] = ()) -> KindFn:
+def import_kind_modules(modules: tuple[str, ...] | list[str] = ()) -> None:
+    """Import the modules that register extra kinds (a spec's ``[spec].kind_modules``)."""
     for module in modules:
         importlib.import_module(module)
+
+
+def get_kind(name: str, modules: tuple[str, ...] | list[str] = ()) -> KindFn:
+    import_kind_modules(modules)
     if name not in KINDS:
         raise ValueError(f"unknown stage kind {name!r}; registered: {sorted(KINDS)} (modules: {list(modules)})")
     return KINDS[name]
@@ -68,40 +85,31 @@ def dataset_path(run_dir: Path) -> Path:
 
 
 def store_relative(value: str, store_root: Path) -> str | None:
-    """The part of a path below a store's root (``runs/<hash>/...``), or None for paths elsewhere.
+    """deep.runfolder.store_relative: a path's part below a store's root (``runs/<hash>/...``) or None."""
+    from deep.runfolder import store_relative as relative
 
-    Train runs on constructed datasets record the dataset folder's absolute path in recipe.json; this
-    finds its place in the store whatever root it was written under (a moved or remounted store)."""
-    parts = Path(value).parts
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "runs" and i + 1 < len(parts) and len(parts[i + 1]) > 0:
-            return str(Path(*parts[i:]))
-    return None
+    return relative(value, store_root)
 
 
 def resolve_dataset(value: Any, store_root: Path) -> Any:
-    """A recipe's ``dataset`` as usable here: names pass through; a constructed-dataset path that no
-    longer exists (the store was moved) is re-rooted at ``store_root`` when it lies in a store."""
-    if not isinstance(value, str) or "/" not in value or Path(value).is_dir():
-        return value
-    rel = store_relative(value, store_root)
-    if rel is not None and (store_root / rel).is_dir():
-        return str(store_root / rel)
-    return value
+    """deep.runfolder.resolve_dataset: a recipe's dataset, re-rooted at ``store_root`` if the store moved."""
+    from deep.runfolder import resolve_dataset as resolve
+
+    return resolve(value, store_root)
 
 
 def rebase_recipe(run_dir: Path, store_root: Path) -> None:
-    """Before resuming a train run: point recipe.json's dataset at this store's copy, so a store that
-    was moved since the run started resumes instead of failing deep.train's same-recipe check."""
-    from ray_jobs.store import read_json, write_json_atomic
+    """Before resuming a train run: point recipe.json's dataset at this store's copy (RunFolder.rebase)."""
+    from deep.runfolder import RunFolder
 
-    path = run_dir / "recipe.json"
-    recipe = read_json(path)
-    if not isinstance(recipe, dict):
-        return
-    new = resolve_dataset(recipe.get("dataset"), store_root)
-    if new != recipe.get("dataset"):
-        write_json_atomic(path, {**recipe, "dataset": new})
+    RunFolder(run_dir).rebase(store_root)
+
+
+def _eps(value: Any) -> float:
+    """A config's ε as a number: specs may write "8/255" (deep.units.parse_eps)."""
+    from deep.units import parse_eps
+
+    return parse_eps(value) if isinstance(value, str) else value
 
 
 def _require(inputs: dict[str, Path], name: str, kind: str) -> Path:
@@ -110,25 +118,42 @@ def _require(inputs: dict[str, Path], name: str, kind: str) -> Path:
     return inputs[name]
 
 
-@register("train")
+def recipe_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as ``Recipe.from_dict`` takes it: an ε written as a string ("8/255") becomes its
+    number (numbers pass unchanged, so the recipe of every existing spec is the same)."""
+    from deep.units import parse_eps
+
+    return {**config, "eps": parse_eps(config["eps"])} if isinstance(config.get("eps"), str) else dict(config)
+
+
+def train_schema() -> S.Schema:
+    """Every Recipe field; the rules across fields are Recipe's own (``Recipe.from_dict``)."""
+    from deep.train import Recipe
+    from deep.train import recipe as recipe_module
+
+    # The flat keys Recipe.from_dict takes (a Recipe composed of parts lists them in flat_keys()).
+    flat = getattr(recipe_module, "flat_keys", None)
+    names = flat() if flat is not None else [f.name for f in dataclasses.fields(Recipe)]
+    keys = {name: S.Key(S.anything()) for name in names}
+    keys["eps"] = S.Key(S.eps())
+    return S.Schema(keys, extra=lambda cfg: Recipe.from_dict(recipe_config(cfg)) and None)
+
+
+@register("train", schema=train_schema)
 def train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """deep.train.train on ``Recipe.from_dict(config)``; input ``dataset`` (a construct run) replaces
     ``config["dataset"]``. The run folder is train's out_dir, so a retried run resumes its checkpoint."""
     from deep.train import Recipe, train
 
-    cfg = dict(config)
+    cfg = recipe_config(config)
     if "dataset" in inputs:
         cfg["dataset"] = str(dataset_path(inputs["dataset"]))
         rebase_recipe(run_dir, ctx.store.root)
 
-    def on_epoch(*args: Any, **kwargs: Any) -> None:
-        # The callback's payload is whatever train passes (an epoch number and/or a dict of metrics).
-        info: dict[str, Any] = dict(kwargs)
-        for arg in args:
-            if isinstance(arg, dict):
-                info.update({k: v for k, v in arg.items() if isinstance(v, (int, float, str))})
-            elif isinstance(arg, int):
-                info.setdefault("epoch", arg)
+    def on_epoch(entry: dict[str, Any]) -> None:
+        # deep.train calls this with each finished epoch's log entry (epoch 1-based, losses,
+        # accuracies, timings); its scalar fields become the run's progress in status.json.
+        info = {k: v for k, v in entry.items() if isinstance(v, (int, float, str))}
         info.setdefault("epochs", cfg.get("epochs"))
         ctx.progress(**info)
 
@@ -136,9 +161,18 @@ def train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, c
 
 
 EVAL_KEYS = {"dataset", "split", "subset", "first_n", "seed", "suite", "eps", "norm", "batch_size"}
+MAX_BATCH = 1_000_000
 
 
-@register("eval")
+def eval_schema() -> S.Schema:
+    return S.Schema({
+        "dataset": S.Key(S.dataset()), "split": S.Key(S.split()), "subset": S.Key(S.integer(1)),
+        "first_n": S.Key(S.integer(1)), "seed": S.Key(S.integer(0)), "suite": S.Key(S.list_of(S.attack())),
+        "eps": S.Key(S.eps(), required=True), "norm": S.Key(S.norm(), required=True),
+        "batch_size": S.Key(S.integer(1, MAX_BATCH))})
+
+
+@register("eval", schema=eval_schema)
 def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """deep.evaluate.evaluate of the model in input ``model`` on a split (default: its own dataset's
     test split, which for a constructed dataset is the source dataset's real test set)."""
@@ -157,7 +191,7 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     ctx.progress(phase="evaluate", n=len(split))
     if "eps" not in config or "norm" not in config:
         raise ValueError("kind 'eval' needs config keys 'eps' and 'norm'")
-    result = evaluate(model, split, config.get("suite", ["pgd-20"]), eps=config["eps"], norm=config["norm"],
+    result = evaluate(model, split, config.get("suite", ["pgd-20"]), eps=_eps(config["eps"]), norm=config["norm"],
                       batch_size=config.get("batch_size", 256), seed=config.get("seed", 0), progress=False)
     return {**result, "dataset": dataset, "split": config.get("split", "test"), "model_recipe": recipe}
 
@@ -165,9 +199,12 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
 def check_source_learned(source: Path, minimum: float) -> float:
     """The source train run's held-out clean accuracy (deep.train's last evaluation); ValueError when
     it is below ``minimum``, so a dataset is never built from a model that did not learn."""
-    from ray_jobs.store import read_json
+    from deep.io import read_json
 
-    metrics = read_json(source / "metrics.json")
+    try:
+        metrics = read_json(source / "metrics.json")
+    except (FileNotFoundError, ValueError):
+        metrics = None
     acc = ((metrics or {}).get("last") or {}).get("eval_clean_acc")
     if not isinstance(acc, (int, float)):
         raise ValueError(f"source run {source} has no held-out clean accuracy (metrics.json last.eval_clean_acc)")
@@ -177,7 +214,17 @@ def check_source_learned(source: Path, minimum: float) -> float:
     return float(acc)
 
 
-@register("construct")
+def construct_schema() -> S.Schema:
+    return S.Schema({
+        "construct": S.Key(S.one_of("robust", "nonrobust", "rand", "det"), required=True),
+        "dataset": S.Key(S.dataset(), required=True), "min_source_acc": S.Key(S.number(0.0, 1.0)),
+        "split": S.Key(S.split()), "n": S.Key(S.integer(1)), "eps": S.Key(S.number(0.0, open_lo=True)),
+        "step": S.Key(S.number(0.0, open_lo=True)), "steps": S.Key(S.integer(1, 100_000)),
+        "seed": S.Key(S.integer(0)), "batch_size": S.Key(S.integer(1, MAX_BATCH)),
+        "shard_size": S.Key(S.integer(1))})
+
+
+@register("construct", schema=construct_schema)
 def construct_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """deep.construct.construct_dataset from the model in input ``source`` into ``run_dir/dataset``
     (sharded, so a retried run resumes); the metrics are the dataset's provenance record."""
@@ -197,7 +244,15 @@ def construct_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Pat
 TRANSFER_KEYS = {"dataset", "split", "first_n", "seed", "attack", "eps", "norm", "alpha", "batch_size", "model"}
 
 
-@register("transfer")
+def transfer_schema() -> S.Schema:
+    return S.Schema({
+        "dataset": S.Key(S.dataset()), "split": S.Key(S.split()), "first_n": S.Key(S.integer(1)),
+        "seed": S.Key(S.integer(0)), "attack": S.Key(S.attack()), "eps": S.Key(S.eps(), required=True),
+        "norm": S.Key(S.norm(), required=True), "alpha": S.Key(S.optional(S.number(0.0, open_lo=True))),
+        "batch_size": S.Key(S.integer(1, MAX_BATCH)), "model": S.Key(S.model())})
+
+
+@register("transfer", schema=transfer_schema)
 def transfer_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """[IL] Fig 3: deep.evaluate.transfer of the ``source`` model's adversarial examples to the
     ``target`` model (an architecture trained on D), plus the clean accuracy on the same real split of
@@ -222,7 +277,7 @@ def transfer_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path
     split = load_split(dataset, config.get("split", "test"), data_root=ctx.data_root,
                        first_n=config.get("first_n"), seed=config.get("seed", 0))
     ctx.progress(phase="transfer", n=len(split))
-    result = transfer(source, target, split, config.get("attack", "pgd-20"), eps=config["eps"], norm=config["norm"],
+    result = transfer(source, target, split, config.get("attack", "pgd-20"), eps=_eps(config["eps"]), norm=config["norm"],
                       alpha=config.get("alpha"), batch_size=config.get("batch_size", 256),
                       seed=config.get("seed", 0), progress=False)
     out: dict[str, Any] = {**result, "dataset": dataset, "split": config.get("split", "test"),
@@ -237,14 +292,36 @@ def transfer_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path
     return out
 
 
-@register("theory")
+def theory_modules() -> tuple[str, ...]:
+    """The modules of the theory package ("theory", "theory.cli", ...): the only ones the kind imports."""
+    import theory
+
+    names = [m.name for m in pkgutil.iter_modules(theory.__path__) if not m.name.startswith("_")]
+    return ("theory", *(f"theory.{n}" for n in sorted(names) if n != "__main__"))
+
+
+def theory_function(value: Any) -> str | None:
+    """None when ``value`` is "theory.module:function" of a real theory module, else what is expected."""
+    module_name, _, fn_name = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if module_name not in theory_modules() or not fn_name.isidentifier():
+        return f"'theory.module:function' with module one of {theory_modules()}"
+    return None
+
+
+def theory_schema() -> S.Schema:
+    is_dict: S.Check = lambda v: None if isinstance(v, dict) else "a table of keyword arguments"
+    return S.Schema({"function": S.Key(theory_function, required=True), "kwargs": S.Key(is_dict)})
+
+
+@register("theory", schema=theory_schema)
 def theory_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
-    """Call ``config["function"]`` ("module:function", a function of the theory package) with
-    ``config["kwargs"]``; it returns a JSON-serialisable dict."""
+    """Call ``config["function"]`` ("module:function", a function of a module of the theory package)
+    with ``config["kwargs"]``; it returns a JSON-serialisable dict."""
     target = config.get("function", "")
+    expected = theory_function(target)
+    if expected is not None:
+        raise ValueError(f"kind 'theory': config.function must be {expected}, got {target!r}")
     module_name, _, fn_name = target.partition(":")
-    if not module_name.startswith("theory") or not fn_name:
-        raise ValueError(f"kind 'theory': config.function must be 'theory.module:function', got {target!r}")
     fn = getattr(importlib.import_module(module_name), fn_name, None)
     if fn is None:
         raise ValueError(f"kind 'theory': {module_name} has no function {fn_name!r}")
@@ -254,7 +331,12 @@ def theory_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, 
     return result
 
 
-@register("probe")
+def probe_schema() -> S.Schema:
+    return S.Schema({"sleep": S.Key(S.number(0.0, 3600.0)), "asked_gpus": S.Key(S.number(0.0)),
+                     "i": S.Key(S.anything())})
+
+
+@register("probe", schema=probe_schema)
 def probe_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Where a run landed: node, the GPUs Ray assigned, and the torch device deep/ would use.
     Used by ``cluster_demo.sh`` to show that GPU-requesting runs go to the GPU node and fall back

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ray_jobs.kinds import RunContext, _require, register, train_kind
+from ray_jobs import schema as S
+from ray_jobs.kinds import RunContext, _require, register, train_kind, train_schema
 
 PSEUDO_KEYS = {"dataset", "labeled_n", "unlabeled_n"}
 
 
-@register("mart-train")
+@register("mart-train", schema=train_schema)
 def mart_train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     cfg, rest = dict(config), dict(inputs)
     if "init" in rest:
@@ -25,7 +26,12 @@ def mart_train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Pa
     return train_kind(cfg, rest, run_dir, ctx)
 
 
-@register("mart-pseudolabel")
+def pseudolabel_schema() -> S.Schema:
+    return S.Schema({"dataset": S.Key(S.dataset(), required=True), "labeled_n": S.Key(S.integer(1), required=True),
+                     "unlabeled_n": S.Key(S.integer(1), required=True)})
+
+
+@register("mart-pseudolabel", schema=pseudolabel_schema)
 def pseudolabel_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     from deep.experiments.mart import write_pseudo_labeled
     from deep.train import load_run

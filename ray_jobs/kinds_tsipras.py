@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ray_jobs.kinds import RunContext, _require, register
+from ray_jobs import schema as S
+from ray_jobs.kinds import RunContext, _eps, _require, register
 
 GRADIENTS_FILE = "gradients.npz"
 LARGE_EPS_FILE = "large_eps.npz"
@@ -43,10 +42,27 @@ def _model_summary(recipe: dict[str, Any]) -> dict[str, Any]:
     return {k: recipe.get(k) for k in keys}
 
 
-@register("tsipras-gradients")
+def _common_keys() -> dict[str, S.Key]:
+    return {"dataset": S.Key(S.dataset()), "split": S.Key(S.split()), "per_class": S.Key(S.integer(1)),
+            "seed": S.Key(S.integer(0))}
+
+
+def gradients_schema() -> S.Schema:
+    return S.Schema({**_common_keys(), "clip_sigma": S.Key(S.optional(S.number(0.0, open_lo=True)))})
+
+
+def large_eps_schema() -> S.Schema:
+    return S.Schema({**_common_keys(), "eps": S.Key(S.eps(), required=True),
+                     "alpha": S.Key(S.number(0.0, open_lo=True), required=True),
+                     "steps": S.Key(S.integer(1, 100_000), required=True), "norm": S.Key(S.norm()),
+                     "points": S.Key(S.integer(2, 1000)), "strip": S.Key(S.integer(1))})
+
+
+@register("tsipras-gradients", schema=gradients_schema)
 def gradients_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Input gradients of the model in input ``model`` ([TS] Fig. 2): ``gradients.npz`` + summary."""
     from deep.experiments.tsipras import gradient_study
+    from deep.io import save_npz_compressed
     from deep.train import load_run
 
     _check_keys("tsipras-gradients", config, GRADIENT_KEYS)
@@ -54,16 +70,17 @@ def gradients_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Pat
     dataset, _, x, y, idx = _examples(config, recipe, ctx)
     ctx.progress(phase="gradients", n=int(x.shape[0]))
     arrays, summary = gradient_study(model, x, y, clip_sigma=config.get("clip_sigma"))
-    np.savez_compressed(run_dir / GRADIENTS_FILE, index=idx.numpy(), **arrays)
+    save_npz_compressed(run_dir / GRADIENTS_FILE, index=idx.numpy(), **arrays)
     return {**summary, "dataset": dataset, "split": config.get("split", "test"), "file": GRADIENTS_FILE,
             "model_recipe": _model_summary(recipe)}
 
 
-@register("tsipras-large-eps")
+@register("tsipras-large-eps", schema=large_eps_schema)
 def large_eps_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Large-ε targeted examples on the model in input ``model`` and the interpolation toward them
     ([TS] Fig. 3/4); optional input ``judge``: another model asked to classify the examples."""
     from deep.experiments.tsipras import large_eps_study
+    from deep.io import save_npz_compressed
     from deep.train import load_run
 
     _check_keys("tsipras-large-eps", config, LARGE_EPS_KEYS)
@@ -75,10 +92,10 @@ def large_eps_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Pat
     dataset, num_classes, x, y, idx = _examples(config, recipe, ctx)
     ctx.progress(phase="large-eps", n=int(x.shape[0]))
     arrays, summary = large_eps_study(
-        model, x, y, num_classes=num_classes, eps=float(config["eps"]), alpha=float(config["alpha"]),
+        model, x, y, num_classes=num_classes, eps=float(_eps(config["eps"])), alpha=float(config["alpha"]),
         steps=int(config["steps"]), norm=config.get("norm", "l2"), points=int(config.get("points", 9)),
         strip=int(config.get("strip", min(4, x.shape[0]))), seed=int(config.get("seed", 0)), judge=judge)
-    np.savez_compressed(run_dir / LARGE_EPS_FILE, index=idx.numpy(), **arrays)
+    save_npz_compressed(run_dir / LARGE_EPS_FILE, index=idx.numpy(), **arrays)
     out = {**summary, "dataset": dataset, "split": config.get("split", "test"), "file": LARGE_EPS_FILE,
            "model_recipe": _model_summary(recipe)}
     if judge_recipe is not None:

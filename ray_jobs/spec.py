@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,9 @@ RESOURCE_KEYS = {"num_cpus", "num_gpus"}
 MAX_WORKER_RETRIES = 10
 MAX_FAILED_RETRIES = 5
 HASH_CHARS = 16
+# Runs per spec before expansion is refused (``--max-runs`` overrides): each run is a folder in the
+# store and a task in the scheduler; the largest shipped spec has well under 100.
+DEFAULT_MAX_RUNS = 10_000
 
 
 class SpecError(ValueError):
@@ -136,7 +140,12 @@ def load_spec(path: str | Path) -> Spec:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: invalid TOML: {err}") from err
-    return parse_spec(data, name=path.stem, path=path)
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not a UTF-8 text file ({err.reason})") from err
+    try:
+        return parse_spec(data, name=path.stem, path=path)
+    except SpecError as err:
+        raise SpecError(f"{path}: {err}") from err
 
 
 def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = None) -> Spec:
@@ -242,8 +251,26 @@ def _grid_points(stage: Stage) -> list[dict[str, Any]]:
     return points
 
 
-def expand(spec: Spec) -> list[Run]:
-    """All runs of the spec in dependency order (a run's inputs come before it)."""
+def grid_size(stage: Stage) -> int:
+    """The number of grid points of a stage: the product of its axis lengths (nothing expanded)."""
+    return math.prod(len(values) for values in stage.grid.values())
+
+
+def check_grid_size(spec: Spec, max_runs: int = DEFAULT_MAX_RUNS) -> int:
+    """The spec's total number of runs; SpecError above ``max_runs``, before anything is expanded."""
+    sizes = {stage.name: grid_size(stage) for stage in spec.stages}
+    total = sum(sizes.values())
+    if total > max_runs:
+        largest = max(sizes, key=sizes.__getitem__)
+        raise SpecError(f"spec {spec.name}: the grid has {total:,} runs (stage {largest!r}: {sizes[largest]:,}), "
+                        f"above the limit of {max_runs:,}; shrink the grid or raise the limit with --max-runs")
+    return total
+
+
+def expand(spec: Spec, *, max_runs: int = DEFAULT_MAX_RUNS) -> list[Run]:
+    """All runs of the spec in dependency order (a run's inputs come before it); SpecError when the
+    grid has more than ``max_runs`` runs (checked first, so a huge grid never fills memory)."""
+    check_grid_size(spec, max_runs)
     by_stage: dict[str, list[Run]] = {}
     ordered: list[Run] = []
     for stage in spec.stages:

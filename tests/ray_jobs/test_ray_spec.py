@@ -142,7 +142,8 @@ def test_dry_run_lists_grid_and_states_without_ray(tmp_path, capsys):
     import ray
 
     spec_file = tmp_path / "s.toml"
-    spec_file.write_text('[stages.a]\nkind = "square"\n[stages.a.grid]\nx = [1, 2]\n'
+    # kind_modules: validation refuses kinds nobody registered
+    spec_file.write_text('[spec]\nkind_modules = ["tests.ray_jobs.toy_kinds"]\n[stages.a]\nkind = "square"\n[stages.a.grid]\nx = [1, 2]\n'
                          '[stages.b]\nkind = "add_inputs"\nneeds = { src = "a" }\n[stages.b.grid]\nx = [1, 2]\n')
     runs = expand(load_spec(spec_file))
     store = Store(tmp_path / "store")
