@@ -31,7 +31,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _apply_conventions(p: argparse.ArgumentParser) -> None:
     """The Recipe generates one flag per field; give them the CLI-wide names and value types."""
     rename_flag(p, "--first-n", "--n")
-    for flag, kind in (("--eps", eps_value), ("--alpha", eps_value), ("--norm", norm_value)):
+    for flag, kind in (("--eps", eps_value), ("--alpha", eps_value), ("--eval-eps", eps_value),
+                       ("--norm", norm_value)):
         action = p._option_string_actions.get(flag)
         if action is not None:
             action.type = kind
@@ -72,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     data_root = resolve_data_root(args.data_root)
     prefetch(recipe.dataset, data_root, args.download)
     with output_folder(args.out, "train") as out:
-        metrics = train(recipe, out, data_root=data_root, progress=args.progress, device=args.device,
-                        on_epoch=lambda e: print(json.dumps(e, sort_keys=True), flush=True))
-    print(json.dumps({"status": metrics["status"], "out": str(args.out), "last": metrics.get("last")}, sort_keys=True))
+        # one readable line per epoch and a summary; the JSON entries are in OUT/log.jsonl and OUT/metrics.json
+        train(recipe, out, data_root=data_root, progress=args.progress, device=args.device, verbose=True)
     return 0

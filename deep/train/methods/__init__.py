@@ -1,14 +1,15 @@
 """Training methods (SPEC §4, §6): one registered class per objective, each with its own config.
 
-| method   | config (flat keys)         | inner maximisation                                 | outer loss                    |
-|----------|----------------------------|----------------------------------------------------|-------------------------------|
-| standard | —                          | none                                               | CE(p(x), y)                   |
-| pgd      | perturb                    | PGD on CE from a uniform start (Madry et al.)      | CE(p(x̂′), y)                  |
-| fgsm     | alpha (fgsm_alpha)         | FGSM, x + ε·sign ∇ₓCE (Goodfellow et al.)          | α·CE(x) + (1 − α)·CE(x_fgsm)  |
-| noise-sign / noise-uniform | alpha (fgsm_alpha) | x + ε·(random ±1) / x + U(−ε, ε) (GF §6 control) | α·CE(x) + (1 − α)·CE(x_noise) |
-| fast     | —                          | FGSM from a uniform start, step 1.25ε (Wong et al.) | CE(p(x̂′), y)                 |
-| trades   | beta                       | PGD on KL(p(x) ‖ p(x′)) from x + 0.001·N(0, 1)     | CE(p(x), y) + β·KL            |
-| mart     | lam, ablation (mart_ablation) | PGD on CE from x + 0.001·N(0, 1)                | BCE + λ·KL·(1 − p_y(x))       |
+| method        | knobs (flat key)        | inner maximisation                         | outer loss             |
+|---------------|-------------------------|--------------------------------------------|------------------------|
+| standard      | —                       | none                                       | CE(p(x), y)            |
+| pgd           | perturb                 | PGD on CE, uniform start (Madry et al.)    | CE(p(x̂′), y)           |
+| fgsm          | alpha (fgsm_alpha)      | FGSM x + ε·sign ∇ₓCE (Goodfellow et al.)   | α·CE(x) + (1−α)·CE(x̂)  |
+| noise-sign    | alpha (fgsm_alpha)      | x + ε·(random ±1) (GF §6 control)          | α·CE(x) + (1−α)·CE(x̂)  |
+| noise-uniform | alpha (fgsm_alpha)      | x + U(−ε, ε) (GF §6 control)               | α·CE(x) + (1−α)·CE(x̂)  |
+| fast          | —                       | FGSM, uniform start, step 1.25ε (Wong)     | CE(p(x̂′), y)           |
+| trades        | beta                    | PGD on KL(p(x) ‖ p(x′)), x + 0.001·N(0, 1) | CE(p(x), y) + β·KL     |
+| mart          | lam, mart_ablation      | PGD on CE, x + 0.001·N(0, 1)               | BCE + λ·KL·(1−p_y(x))  |
 
 The threat model of the inner maximisation (eps, norm, alpha, steps, eps_warmup) is shared by all
 adversarial methods and lives in ``recipe.threat``. To add a method: a module with a frozen
@@ -58,8 +59,8 @@ def training_step(recipe: Recipe, model: nn.Module, attack: Any, x: Tensor, y: T
     return build_method(recipe).step(model, attack, x, y)
 
 
-__all__ = ["BUILTIN_METHODS", "MethodConfig", "TrainingMethod", "StepOutput", "register_method", "method_names", "method_class",
-           "method_of", "build_method", "make_inner_attack", "training_step", "autocast", "perturb_subset",
-           "inner_radius_factor", "set_inner_radius", "NoisePerturbation", "StandardConfig", "PGDConfig",
-           "FGSMConfig", "FastConfig", "TRADESConfig", "MARTConfig", "NoiseSignConfig", "NoiseUniformConfig",
-           "PERTURB_SETS", "MART_ABLATIONS"]
+__all__ = ["BUILTIN_METHODS", "MethodConfig", "TrainingMethod", "StepOutput", "register_method", "method_names",
+           "method_class", "method_of", "build_method", "make_inner_attack", "training_step", "autocast",
+           "perturb_subset", "inner_radius_factor", "set_inner_radius", "NoisePerturbation", "StandardConfig",
+           "PGDConfig", "FGSMConfig", "FastConfig", "TRADESConfig", "MARTConfig", "NoiseSignConfig",
+           "NoiseUniformConfig", "PERTURB_SETS", "MART_ABLATIONS"]
