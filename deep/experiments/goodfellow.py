@@ -17,7 +17,6 @@ Error rates and confidences are fractions in [0, 1]; ε is in pixel units.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from torch import Tensor, nn
 from deep.attacks.base import eval_mode
 from deep.data import DatasetInfo, TensorSplit, load_split
 from deep.evaluate import attack_split, evaluate, predict, transfer
+from deep.io import save_npz
 
 PAPER_EPS = 0.25  # GF's ε for MNIST (pixels in [0, 1])
 
@@ -67,11 +67,8 @@ def write_npz_dataset(path: Path, train: TensorSplit, test: TensorSplit) -> str:
         return u.to(torch.uint8).numpy()
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, x_train=compact(train.x), y_train=train.y.numpy(), x_test=compact(test.x),
+    save_npz(path, x_train=compact(train.x), y_train=train.y.numpy(), x_test=compact(test.x),
              y_test=test.y.numpy(), classes=np.array(train.info.classes or (), dtype=str))
-    os.replace(tmp, path)
     return f"npz:{path}"
 
 
@@ -141,7 +138,7 @@ def run_logreg_binary(config: dict[str, Any], run_dir: Path, *, data_root: Any =
         "clean_error": result["clean_error"], "fgsm_error": result["error_rates"]["fgsm"],
         "fgsm_confidence_on_errors": result["mean_confidence_on_errors"]["fgsm"],
         "eps_w_l1": eps * float(np.abs(w).sum()), "mean_margin_shift": float(shift.mean()),
-        "evaluation": result, "train": train_metrics,
+        "evaluation": result.to_dict(), "train": train_metrics,
         "figure2": {"shape": shape, "w": np.round(w, 6).tolist(), "b": b,
                     "labels": test_split.y[idx].tolist(), "class_names": list(test_split.info.classes or classes),
                     "clean": np.round(test_split.x[idx].flatten(1).numpy(), 4).tolist(),
@@ -220,7 +217,7 @@ def evaluate_fgsm(model: nn.Module, split: TensorSplit, *, eps: float = PAPER_EP
     result = evaluate(model, split, ["fgsm"], eps=eps, seed=seed, progress=progress)
     out: dict[str, Any] = {"clean_error": result["clean_error"], "fgsm_error": result["error_rates"]["fgsm"],
                            "fgsm_confidence_on_errors": result["mean_confidence_on_errors"]["fgsm"],
-                           "n": result["n"], "eps": eps, "evaluation": result}
+                           "n": result.n, "eps": eps, "evaluation": result.to_dict()}
     body = getattr(model, "body", None)
     if body is not None and any(type(m).__name__ == "RBFLayer" for m in body.modules()):
         x_adv = attack_split(model, split, "fgsm", eps=eps, progress=progress)

@@ -13,7 +13,6 @@ The loss ablations, the λ/β grids and the S⁻/S⁺ experiment are ``deep.trai
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from deep.evaluate import predict
+from deep.io import read_json, save_npz, write_json
 
 PSEUDO_KIND = "pseudo-label"
 
@@ -66,7 +66,7 @@ def write_pseudo_labeled(model: nn.Module, dataset: str, labeled_n: int, unlabel
     out = Path(out_dir)
     prov_file = out / "provenance.json"
     if prov_file.is_file():
-        return json.loads(prov_file.read_text())
+        return read_json(prov_file)
     labeled_n = _count("labeled_n", labeled_n, 1)
     unlabeled_n = _count("unlabeled_n", unlabeled_n, 1)
     split = load_split(dataset, "train", data_root=data_root)
@@ -74,11 +74,8 @@ def write_pseudo_labeled(model: nn.Module, dataset: str, labeled_n: int, unlabel
         raise ValueError(f"dataset {dataset!r} has {len(split)} training images, fewer than "
                          f"labeled_n + unlabeled_n = {labeled_n + unlabeled_n}")
     result = pseudo_label_split(model, split.x, split.y, labeled_n, unlabeled_n)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    shard = out / "shards" / "shard-00000.npz"
-    tmp = shard.with_name("tmp-shard.npz")
-    np.savez(tmp, x=result["x"].numpy().astype(np.float32), y=result["y"].numpy().astype(np.int64))
-    os.replace(tmp, shard)
+    save_npz(out / "shards" / "shard-00000.npz", x=result["x"].numpy().astype(np.float32),
+             y=result["y"].numpy().astype(np.int64))
     prov = {"source_dataset": dataset, "num_classes": int(split.info.num_classes), "kind": PSEUDO_KIND,
             "classes": list(split.info.classes) if split.info.classes else None,
             "n": int(result["y"].shape[0]), "labeled_n": labeled_n, "unlabeled_n": unlabeled_n,
@@ -86,7 +83,5 @@ def write_pseudo_labeled(model: nn.Module, dataset: str, labeled_n: int, unlabel
             "pseudo_label_accuracy": result["pseudo_label_accuracy"],
             "pseudo_label_class_counts": result["class_counts"], "source_run": source_run}
     # provenance last: its presence marks a finished build
-    tmp_prov = prov_file.with_name("provenance.json.tmp")
-    tmp_prov.write_text(json.dumps(prov, indent=1))
-    os.replace(tmp_prov, prov_file)
+    write_json(prov_file, prov)
     return prov

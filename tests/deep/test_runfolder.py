@@ -27,7 +27,7 @@ def _recipe(tiny_name: str, **kw) -> Recipe:
     base = dict(dataset=tiny_name, model="mlp", method="pgd", epochs=2, batch_size=32, lr=0.05, eps=0.1,
                 steps=2, eval_n=16, eval_steps=2, schedule="cyclic", seed=3)
     base.update(kw)
-    return Recipe(**base)
+    return Recipe.from_dict(base)
 
 
 @pytest.fixture(scope="module")
