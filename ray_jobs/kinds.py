@@ -197,15 +197,16 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
 
 
 def check_source_learned(source: Path, minimum: float) -> float:
-    """The source train run's held-out clean accuracy (deep.train's last evaluation); ValueError when
-    it is below ``minimum``, so a dataset is never built from a model that did not learn."""
-    from deep.io import read_json
+    """The source train run's held-out clean accuracy (deep.train's last evaluation, read through
+    deep.runfolder's TrainResult); ValueError when it is below ``minimum``, so a dataset is never built
+    from a model that did not learn."""
+    from deep.runfolder import RunFolder
 
     try:
-        metrics = read_json(source / "metrics.json")
-    except (FileNotFoundError, ValueError):
-        metrics = None
-    acc = ((metrics or {}).get("last") or {}).get("eval_clean_acc")
+        last = RunFolder(source).read_metrics().last or {}
+    except (FileNotFoundError, ValueError) as err:  # missing, undecodable or not a TrainResult
+        raise ValueError(f"source run {source} has no held-out clean accuracy: {err}") from err
+    acc = last.get("eval_clean_acc")
     if not isinstance(acc, (int, float)):
         raise ValueError(f"source run {source} has no held-out clean accuracy (metrics.json last.eval_clean_acc)")
     if acc < minimum:

@@ -73,7 +73,11 @@ def test_recipe_dataset_paths_survive_moving_the_store(tmp_path):
 
 
 def test_check_source_learned(tmp_path):
-    write_json(tmp_path / "metrics.json", {"last": {"eval_clean_acc": 0.42}})
+    ident = {"dataset": "mnist", "n": 8, "shape": [1, 28, 28], "sha256": None}
+    write_json(tmp_path / "metrics.json", {  # a TrainResult (deep.runfolder), as deep.train writes it
+        "status": "done", "epochs_done": 1, "epochs": 1, "data": ident, "eval_data": ident, "torch": "2",
+        "python": "3.11", "device": "cpu", "threads": 1, "steps_per_epoch": 1, "seconds_total": 1.0,
+        "last": {"epoch": 1, "eval_clean_acc": 0.42}})
     assert check_source_learned(tmp_path, 0.4) == pytest.approx(0.42)
     with pytest.raises(ValueError, match="did not learn: held-out clean accuracy 0.420 < min_source_acc 0.5"):
         check_source_learned(tmp_path, 0.5)
