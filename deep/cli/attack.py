@@ -7,8 +7,9 @@ import json
 import numpy as np
 
 from deep.attacks.registry import known_attacks
+from deep.io import save_npz_compressed, write_json
 
-from .common import add_attack_options, add_common, add_deprecated_alias, load_model_and_split, output_folder, write_json
+from .common import add_attack_options, add_common, add_deprecated_alias, load_model_and_split, output_folder
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         y = split.y.cpu()
         clean_pred, _ = predict(model, split.x, batch_size=args.batch_size)
         adv_pred, conf = predict(model, x_adv, batch_size=args.batch_size)
-        np.savez_compressed(out / "attacked.npz", x=split.x.cpu().numpy().astype(np.float32),
+        save_npz_compressed(out / "attacked.npz", x=split.x.cpu().numpy().astype(np.float32),
                             y=y.numpy().astype(np.int64), x_adv=x_adv.numpy().astype(np.float32))
         delta = (x_adv - split.x.cpu()).flatten(1)
         dist = delta.abs().amax(1) if args.norm == "linf" else delta.norm(dim=1)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,11 +147,6 @@ def add_attack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=256, help="examples per attack batch (default: 256)")
     parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of the attacks' random starts (default: 0)")
     parser.add_argument("--out", required=True, help="output folder (metrics.json is written there)")
-
-
-def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def prefetch(dataset: str, data_root: Path, download: bool) -> None:

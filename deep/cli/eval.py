@@ -5,8 +5,9 @@ import argparse
 import json
 
 from deep.attacks.registry import known_attacks
+from deep.io import write_json
 
-from .common import add_attack_options, add_common, add_deprecated_alias, load_model_and_split, output_folder, write_json
+from .common import add_attack_options, add_common, add_deprecated_alias, load_model_and_split, output_folder
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
         result["checkpoint"] = str(args.checkpoint)
         result["dataset"] = args.dataset or recipe["dataset"]
         result["split"] = args.split
-        write_json(out / "metrics.json", result)
+        write_json(out / "metrics.json", result.to_dict())
     print(json.dumps({k: result[k] for k in ("clean", "attacks", "worst_case", "n")}, sort_keys=True))
     return 0

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from deep.io import CorruptFileError, read_json
 
 from .common import add_common, check_eps_range, check_out_path, eps_value, norm_value, output_folder, prefetch, rename_flag
 
@@ -49,8 +50,8 @@ def read_recipe_file(value: str) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"--recipe file not found: {value!r}")
     try:
-        base = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        base = read_json(path)
+    except CorruptFileError as err:
         raise ValueError(f"--recipe {value!r} is not valid JSON ({err})") from None
     if not isinstance(base, dict):
         raise ValueError(f"--recipe {value!r} must hold a JSON object of recipe fields, got {type(base).__name__}")
