@@ -15,9 +15,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None``/``"auto"``: :func:`default_device`; otherwise that device (ValueError if CUDA is absent)."""
     if device is None or str(device) == "auto":
         return default_device()
-    d = torch.device(device)
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}") from None
     if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
     return d
 
 

@@ -78,3 +78,31 @@ def test_format_epoch_by_hand() -> None:
     assert format_epoch(pgd, 1) == "epoch 1/1  loss 1.0000  train 50.0% adv  1.0 s"
     std = {**pgd, "train_clean_acc": 0.25, "train_adv_acc": None, "eval_clean_acc": 0.5}
     assert format_epoch(std, 1) == "epoch 1/1  loss 1.0000  train 25.0%  held-out 50.0%  1.0 s"
+
+
+def test_train_holds_the_output_lock_and_releases_it(tiny: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys; from deep.io import OutputLockedError, output_lock\n"
+             "try:\n    with output_lock(sys.argv[1], 'probe'): print('got')\n"
+             "except OutputLockedError: print('refused')")
+
+    def second_writer() -> str:  # another process asking for the folder
+        return subprocess.run([sys.executable, "-c", probe, str(tmp_path / "r")], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[2], check=True).stdout.strip()
+
+    seen = []
+    train(_recipe(tiny, epochs=1), tmp_path / "r", progress=False, on_epoch=lambda e: seen.append(second_writer()))
+    assert seen == ["refused"] and second_writer() == "got"
+
+
+def test_resolve_device_names_bad_values() -> None:
+    from deep.device import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(None) == resolve_device("auto")
+    with pytest.raises(ValueError, match="'gpu'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

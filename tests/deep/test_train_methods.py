@@ -150,3 +150,15 @@ def test_losses_match_the_pre_registry_code(tiny: str, tmp_path: Path, method: s
     r = Recipe.from_dict(_flat(tiny, method=method, epochs=2, **KNOBS.get(method, {})))
     last = train(r, tmp_path, progress=False)["last"]
     assert last["train_loss"] == pytest.approx(BEFORE[method], rel=1e-5)
+
+
+def test_a_folder_whose_recipe_json_sets_another_methods_knob_still_resumes(tiny: str, tmp_path: Path) -> None:
+    # Before the composition a pgd recipe could carry beta = 3.0 (ignored); such a folder is the same run.
+    flat = _flat(tiny, method="pgd", epochs=2, beta=3.0)
+    first = train(Recipe.from_dict(flat), tmp_path, progress=False)
+    (tmp_path / "recipe.json").write_text(json.dumps(flat))
+    (tmp_path / "metrics.json").unlink()  # not done: the call has to read recipe.json and resume
+    again = train(Recipe.from_dict(flat), tmp_path, progress=False)
+    assert again["last"] == first["last"]
+    with pytest.raises(ValueError, match=r"different recipe \(fields \['lr'\]\)"):
+        train(Recipe.from_dict({**flat, "lr": 0.5}), tmp_path, progress=False)
