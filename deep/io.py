@@ -136,6 +136,30 @@ def save_torch(path: PathLike, obj: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------ reading
+def load_torch(path: PathLike, map_location: Any = "cpu") -> Any:
+    """torch.load(weights_only=True): tensors and plain containers only, so no code in the file runs.
+
+    FileNotFoundError if missing; CorruptFileError naming the file if it is truncated or damaged, or if
+    it holds other Python objects (refused, without relaying torch's advice to load it unsafely)."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower():
+            raise CorruptFileError(f"refused {path}: it holds Python objects other than tensors, so it was not "
+                                   f"loaded (possibly malicious, or not written by this package)") from None
+        raise CorruptFileError(f"corrupt or truncated file {path}: {e}") from e
+    except Exception as e:  # torch raises RuntimeError/EOFError/KeyError/... for broken files
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CorruptFileError(f"corrupt or truncated file {path}: {type(e).__name__}: {first}") from e
+
+
 def _read_text(path: Path) -> str:
     if path.is_dir():
         raise CorruptFileError(f"{path} is a folder, expected a file")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deep.io import write_json
+from deep.io import load_torch, save_torch, write_json
 
 from .build import DEFAULT_SHARD_SIZE
 from .shards import PROVENANCE, SCHEMA, SHARDS, read_constructed, shard_name, write_shard
@@ -25,10 +25,7 @@ NUM_CLASSES = {"cifar10": 10, "cifar10-subset": 10, "mnist": 10, "fashion-mnist"
 def _load_tensor_list(path: Path) -> torch.Tensor:
     if not path.is_file():
         raise FileNotFoundError(f"MadryLab file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors of every kind: corrupt or not tensors-only
-        raise ValueError(f"cannot read {path} as a torch-saved list of tensors: {e}") from e
+    obj = load_torch(path)  # CorruptFileError (a ValueError) naming the file if damaged or not tensors-only
     if isinstance(obj, torch.Tensor):
         obj = [obj]
     if not isinstance(obj, (list, tuple)) or not obj or not all(isinstance(t, torch.Tensor) for t in obj):
@@ -80,6 +77,6 @@ def export_madrylab(constructed_dir: Path | str, out_dir: Path | str, *, chunk: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    torch.save([c.clone() for c in xt.split(chunk)], out_dir / IMS)
-    torch.save([c.clone() for c in yt.split(chunk)], out_dir / LAB)
+    save_torch(out_dir / IMS, [c.clone() for c in xt.split(chunk)])
+    save_torch(out_dir / LAB, [c.clone() for c in yt.split(chunk)])
     return out_dir

@@ -2,13 +2,12 @@
 
 A checkpoint is a dict of state_dicts and tensors only: ``model``, ``optimizer``, ``scheduler``,
 ``epoch`` (tensor: epochs finished), ``rng`` (torch / attack generator / CUDA states) and ``seconds``
-(training time so far). It is written atomically (deep.io.save_torch: an interrupted save leaves the
-previous checkpoint) and read with ``torch.load(weights_only=True)``, so a file holding arbitrary Python
-objects is refused without running any of its code.
+(float64 tensor: training time so far). It is written atomically (deep.io.save_torch: an interrupted
+save leaves the previous checkpoint) and read with ``torch.load(weights_only=True)`` (deep.io.load_torch),
+so a file holding arbitrary Python objects is refused without running any of its code.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower():
-            # torch's own text suggests weights_only=False, i.e. running the file's code: not relayed
-            raise dio.CorruptFileError(
-                f"refused checkpoint {path}: it holds Python objects other than tensors, which deep.train "
-                f"never writes; it was not loaded (possibly malicious, or not a deep.train checkpoint)") from None
-        raise dio.CorruptFileError(f"corrupt or truncated checkpoint {path}: {e}") from e
-    except Exception as e:  # torch raises RuntimeError/EOFError/KeyError for broken files
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise dio.CorruptFileError(f"corrupt or truncated checkpoint {path}: {type(e).__name__}: {first}") from e
+    state = dio.load_torch(path, map_location=map_location)
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise dio.CorruptFileError(f"checkpoint {path} lacks the keys {REQUIRED_KEYS} of a deep.train checkpoint")
     return state

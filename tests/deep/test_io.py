@@ -164,3 +164,23 @@ def test_output_lock_refuses_a_record_from_another_host_and_a_file(tmp_path):
     with pytest.raises(ValueError, match="existing file"):
         with dio.output_lock(tmp_path / "file", "new"):
             pass
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.getpid, ())
+
+
+def test_load_torch_refuses_pickles_and_names_damage(tmp_path):
+    dio.save_torch(tmp_path / "ok.pt", [torch.arange(3)])
+    assert dio.load_torch(tmp_path / "ok.pt")[0].tolist() == [0, 1, 2]
+    torch.save({"x": _Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(dio.CorruptFileError, match=r"refused .*evil\.pt") as e:
+        dio.load_torch(tmp_path / "evil.pt")
+    assert "weights_only" not in str(e.value)
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(dio.CorruptFileError, match=r"corrupt or truncated file .*cut\.pt"):
+        dio.load_torch(tmp_path / "cut.pt")
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        dio.load_torch(tmp_path / "nope.pt")
