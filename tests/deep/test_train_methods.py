@@ -40,7 +40,6 @@ class LabelSmoothConfig(MethodConfig):
         require(0 <= self.smoothing < 1, "toy_smoothing", self.smoothing, "must lie in [0, 1)")
 
 
-@register_method
 class LabelSmooth(TrainingMethod):
     """Toy method for the test: CE with label smoothing on uniformly noised inputs."""
 
@@ -58,7 +57,18 @@ class LabelSmooth(TrainingMethod):
         return StepOutput(F.cross_entropy(logits.float(), y, label_smoothing=self.config.smoothing), None, logits)
 
 
-def test_a_method_registered_in_a_test_trains_and_round_trips(tiny: str, tmp_path: Path) -> None:
+@pytest.fixture
+def toy_method(monkeypatch):
+    """Register LabelSmooth for one test only: the registry is restored afterwards, so other tests
+    (and the --help texts they check) never see the toy method."""
+    from deep.train.methods import base
+
+    monkeypatch.setattr(base, "_BY_NAME", dict(base._BY_NAME))
+    monkeypatch.setattr(base, "_BY_CONFIG", dict(base._BY_CONFIG))
+    return register_method(LabelSmooth)
+
+
+def test_a_method_registered_in_a_test_trains_and_round_trips(toy_method, tiny: str, tmp_path: Path) -> None:
     assert "toy-smooth" in method_names()
     r = Recipe.from_dict(_flat(tiny, method="toy-smooth", toy_smoothing=0.2))
     assert r.method == LabelSmoothConfig(0.2) and r.method_name == "toy-smooth"
@@ -76,6 +86,7 @@ def test_a_method_registered_in_a_test_trains_and_round_trips(tiny: str, tmp_pat
 
 
 def test_registry_refuses_unknown_names_and_clashes() -> None:
+    assert "toy-smooth" not in method_names()  # the fixture's registration did not leak
     with pytest.raises(ValueError, match=r"must be one of \('standard', 'pgd', 'fgsm', 'fast', 'trades', 'mart'"):
         Recipe.from_dict({"method": "madry"})
 
