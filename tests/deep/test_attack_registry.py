@@ -1,8 +1,6 @@
 """deep.attacks.registry: names, limits, builders, and a toy attack added from this file alone."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from torch import Tensor, nn
@@ -93,7 +91,7 @@ def test_a_new_attack_registers_and_evaluates(toy_attack) -> None:
 
     x = torch.tensor([0.2, 0.55, 0.58, 0.7, 0.9]).reshape(5, 1, 1, 1).expand(5, 1, 2, 2).contiguous()
     y = torch.tensor([0, 1, 1, 1, 1])
-    r = evaluate(Brightness(), SimpleNamespace(x=x, y=y), ["dark", "pgd-5"], eps=0.1, progress=False)
+    r = evaluate(Brightness(), (x, y), ["dark", "pgd-5"], eps=0.1, progress=False)
     # 0.55 and 0.58 fall below 0.5 after the shift; 0.2 stays class 0: 3 of 5 robust to "dark".
     assert r["clean"] == 1.0 and r["attacks"]["dark"] == pytest.approx(0.6)
     assert r["params"]["dark"] == {"kind": "dark", "steps": 1, "restarts": 1, "alpha": None, "loss": "ce"}
