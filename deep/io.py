@@ -315,11 +315,7 @@ def _acquire(folder: Path, command: str) -> int:
         raise OutputLockedError(f"output folder {folder} is in use by {_holder_text(holder)}; wait for it to "
                                 f"finish or use another output folder")
     old = _read_holder(fd)
-    if old.get("host") not in (None, socket.gethostname()):
-        os.close(fd)  # flock may not reach across hosts (network filesystems): trust the record
-        raise OutputLockedError(f"output folder {folder} is locked by {_holder_text(old)} on another host; if that "
-                                f"process is gone, delete {lock}")
-    if old:
+    if old:  # the holder exited without cleaning up (killed): its flock went with it
         log.warning("%s: taking over the lock left by %s, which is no longer running", folder, _holder_text(old))
     record = {"host": socket.gethostname(), "pid": os.getpid(), "command": command, "since": time.time()}
     os.ftruncate(fd, 0)
@@ -335,7 +331,9 @@ def output_lock(out_dir: PathLike, command: str) -> Iterator[Path]:
 
     The lock is an flock on ``out_dir/.advfeat.lock``, which records host, pid, command and start time.
     A second process is refused with :class:`OutputLockedError` naming the holder; a lock file left by a
-    process that died on this host is taken over (the kernel drops a dead process's flock). Nested use in
+    process that died is taken over (the kernel drops a dead process's flock; on NFS, flock is emulated with
+    fcntl locks, which the server keeps coherent between hosts, so a retried run on another node of a
+    cluster is not blocked by a killed one). Nested use in
     one process is allowed (a CLI command and the library function it calls may both take it). The lock
     file is removed on exit, so a folder the command created and left empty can be removed by the caller."""
     folder = Path(out_dir)

@@ -153,13 +153,13 @@ def test_output_lock_takes_over_a_lock_left_by_a_dead_process(tmp_path, caplog):
     assert "taking over" in caplog.text
 
 
-def test_output_lock_refuses_a_record_from_another_host_and_a_file(tmp_path):
+def test_output_lock_takes_over_a_record_left_on_another_host_but_refuses_a_file(tmp_path, caplog):
     out = tmp_path / "run"
     out.mkdir()
     (out / dio.LOCK_NAME).write_text(json.dumps({"host": "elsewhere", "pid": 1, "command": "x", "since": 0}))
-    with pytest.raises(dio.OutputLockedError, match="host elsewhere.*delete"):
-        with dio.output_lock(out, "new"):
-            pass
+    with caplog.at_level(logging.WARNING, logger="deep.io"), dio.output_lock(out, "new"):
+        pass  # nobody holds the flock: the node that wrote the record was killed
+    assert "host elsewhere" in caplog.text
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="existing file"):
         with dio.output_lock(tmp_path / "file", "new"):
