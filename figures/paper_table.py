@@ -16,12 +16,12 @@ from deep.units import format_eps
 from figures.report import Entry, pct, register_renderer
 from figures.style import colour_cycle, save, styled, subplots
 
-Column = Callable[[dict[str, Any]], Any]
+Column = Callable[[Any], Any]  # reads one value from a deep.evaluation.EvalResult
 
 
 @dataclass(frozen=True)
 class Table:
-    """A paper table: its rows (key → Markdown label), columns (name → value read from eval metrics) and
+    """A paper table: its rows (key → Markdown label), columns (name → value read from an EvalResult) and
     published numbers (percent, one per column) for ``paper_dataset`` / ``paper_model``."""
 
     title: str
@@ -34,16 +34,17 @@ class Table:
     figure_rows: dict[str, str] = field(default_factory=dict)  # key → tick label (mathtext); default: rows
 
 
-def clean(m: dict[str, Any]) -> Any:
-    return m.get("clean")
+def clean(r: Any) -> float:
+    return r.clean
 
 
-def worst(m: dict[str, Any]) -> Any:
-    return m.get("worst_case")
+def worst(r: Any) -> float:
+    return r.worst_case
 
 
 def attack(name: str) -> Column:
-    return lambda m: (m.get("attacks") or {}).get(name)
+    """The accuracy under attack ``name``; None (shown "—") when the run did not use that attack."""
+    return lambda r: r.attacks.get(name)
 
 
 def _split(row: str) -> tuple[str, str | None]:
@@ -130,15 +131,23 @@ def figure(table: Table, entries: list[Entry], out_dir: Path, stem: str, caption
     return hatched
 
 
+def _check_eval(table: Table, entries: list[Entry]) -> None:
+    for e in entries:
+        if e.metrics is not None and not hasattr(e.metrics, "worst_case"):
+            raise ValueError(f"report table {table.title.split(':')[0]!r} reads eval results, but stage "
+                             f"{e.run.stage!r} is of kind {e.run.kind!r}")
+
+
 def render(table: Table, entries: list[Entry], out_dir: Path, stem: str, caption: str) -> list[str]:
     """The Markdown section of one dataset's rows, with its figure when any run is done."""
+    _check_eval(table, entries)
     dataset = entries[0].dataset
     published = dataset.split("-")[0] == table.paper_dataset
     lines = [f"### {table.title} — `{dataset}`", "",
              f"Paper numbers: {table.source}" + ("" if published else f"; none were published for `{dataset}`") + ".",
              ""] + markdown(table, entries)
-    evaluated = sorted({f"{e.metrics.get('norm')} eps {e.metrics.get('eps')}, {e.metrics.get('n')} test images"
-                        for e in entries if e.metrics is not None and e.metrics.get("eps")})  # eps 0: clean only
+    evaluated = sorted({f"{e.metrics.norm} eps {e.metrics.eps}, {e.metrics.n} test images"
+                        for e in entries if e.metrics is not None and e.metrics.eps})  # eps 0: clean only
     if evaluated:  # our attack setting can differ from the paper's (e.g. MNIST)
         lines += ["", "Our evaluation: " + "; ".join(evaluated) + "."]
     if not any(e.metrics is not None for e in entries):

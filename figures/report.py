@@ -50,7 +50,7 @@ class Entry:
     dataset: str
     run: Run
     state: str         # the store's state; "invalid: <why> (<file>)" for a done run with a bad result
-    metrics: dict[str, Any] | None
+    metrics: Any              # an eval run's EvalResult, another kind's dict (see RESULT_READERS), or None
     run_dir: Path | None = None  # the run's folder in the store (renderers read its artifacts)
 
 
@@ -94,8 +94,9 @@ def load_plugins() -> None:
 
 
 # ------------------------------------------------------------------------------------------- values
-#: Result keys that hold a fraction in [0, 1] wherever they occur (top level, or inside ``attacks`` /
-#: ``error_rates``); checked before any renderer sees the metrics.
+#: Result keys that renderers format as percentages: each must be a number in [0, 1] (or null) at the top
+#: level or inside ``attacks`` / ``error_rates``. ray_jobs.results range-checks numbers but lets a string
+#: through; :func:`metrics_problem` also refuses a wrong type where a renderer expects a number.
 FRACTION_KEYS = frozenset({
     "clean", "worst_case", "det_test_acc", "transfer_success", "target_clean", "source_clean", "clean_error",
     "fgsm_error", "fgsm_confidence_on_errors", "pseudo_label_accuracy", "clean_acc", "target_rate",
@@ -196,23 +197,46 @@ def result_problem(path: Path, kind: str) -> str | None:
     return None if why is None else f"{path}: {why}"
 
 
-def _read(store: Store, run: Run) -> tuple[str, dict[str, Any] | None]:
-    """The run's state and its metrics when done and valid. A done run with a bad result reads as
-    "invalid: <why, naming the file>"; the report leaves that file alone (the next ``run`` redoes it)."""
+def _eval_result(raw: dict[str, Any]) -> Any:
+    from deep.evaluation import EvalResult  # late: the report's import stays free of torch
+
+    return EvalResult.from_dict(raw)
+
+
+#: Typed readers of a kind's result: they validate (ValueError naming the field) and return what the
+#: renderers read. An ``eval`` run's result is a deep.evaluation.EvalResult (which also answers the
+#: dict-style reads of the plain-dict format); other kinds' results stay plain dicts.
+RESULT_READERS: dict[str, Callable[[dict[str, Any]], Any]] = {"eval": _eval_result}
+
+
+Read = tuple[str, Any]  # (state, result or None)
+
+
+def _read(store: Store, run: Run) -> Read:
+    """The run's state and its result when done and valid. A done run with a bad result reads as
+    "invalid: <file>: <why>"; the report leaves that file alone (the next ``run`` redoes it)."""
     state = store.status(run.hash).get("state", "pending")
     if state != "done":
         return state, None
-    why = result_problem(store.run_dir(run.hash) / "metrics.json", run.kind)
+    path = store.run_dir(run.hash) / "metrics.json"
+    why = result_problem(path, run.kind)
     if why is not None:
         return f"invalid: {why}", None
     metrics = store.metrics(run.hash)
-    return ("done", metrics) if metrics is not None else ("pending", None)
+    if metrics is None:
+        return "pending", None
+    try:
+        return "done", RESULT_READERS.get(run.kind, dict)(metrics)
+    except ValueError as err:
+        return f"invalid: {path}: {err}", None
 
 
-def collect(spec: Spec, store: Store) -> list[Entry]:
-    """One Entry per (renderer, row, run); the generic renderer for every run of a spec without tags."""
+def collect(spec: Spec, store: Store, reads: dict[str, Read] | None = None) -> list[Entry]:
+    """One Entry per (renderer, row, run); the generic renderer for every run of a spec without tags.
+    ``reads``: :func:`_read` of each run hash, when the caller has them already."""
     load_plugins()
     runs = unique_runs(spec)
+    reads = reads if reads is not None else {r.hash: _read(store, r) for r in runs}
     tagged = any(_tags(r) for r in runs)
     entries: list[Entry] = []
     seen: set[tuple[str, str, str]] = set()
@@ -224,7 +248,7 @@ def collect(spec: Spec, store: Store) -> list[Entry]:
             if (name, key, run.hash) in seen:
                 continue
             seen.add((name, key, run.hash))
-            state, metrics = _read(store, run)
+            state, metrics = reads[run.hash]
             entries.append(Entry(name, key, str(run.config.get("dataset", "?")), run, state, metrics,
                                  store.run_dir(run.hash)))
     return entries
@@ -249,8 +273,9 @@ def _spec_section(spec_path: Path, store: Store, out: Path) -> tuple[list[str], 
     runs = unique_runs(spec)
     shipped = spec_path.resolve().parent == SPEC_DIR and spec_path.stem == spec.name
     command = f"python -m ray_jobs run {spec.name if shipped else spec_path} --store {store.root}"
-    entries = collect(spec, store)
-    states = {r.hash: _read(store, r)[0] for r in runs}
+    reads = {r.hash: _read(store, r) for r in runs}
+    entries = collect(spec, store, reads)
+    states = {h: state for h, (state, _) in reads.items()}
     lines = [f"## Spec `{spec.name}`", "", spec.description, "",
              f"Produced by `{command}` (spec file `{spec_path}`), then `python -m figures report --store {store.root}`.",
              "", "Runs: " + ", ".join(f"{s} {sum(1 for v in states.values() if v == s)}"

@@ -1,8 +1,10 @@
 """The generic report table, for a spec whose stages carry no report tags: one row per run.
 
-Columns: stage, the run's grid axes, its state, its main metrics, its hash. The main metrics are the
-accuracies of an eval result (clean, worst case, each attack, in percent, and n) and otherwise the
-first top-level numbers of the result (fractions named in ``figures.report.FRACTION_KEYS`` in percent).
+Columns: stage, the run's grid axes, its state, its main metrics, its hash. The main metrics are:
+for an eval run (a deep.evaluation.EvalResult) clean, worst-case and per-attack accuracy in percent,
+the threat model and n; for a train run (read as a deep.runfolder.TrainResult) the epochs done, the
+last epoch's accuracies in percent and the training time; otherwise the first top-level numbers of the
+result (fractions named in ``figures.report.FRACTION_KEYS`` in percent).
 No figure: the runs of an arbitrary spec have nothing in common to plot.
 """
 from __future__ import annotations
@@ -19,18 +21,33 @@ def _number(key: str, v: Any) -> str:
     return f"{pct(v)}%" if key in FRACTION_KEYS else f"{v:g}"
 
 
-def main_metrics(m: dict[str, Any]) -> str:
+def _eval_summary(r: Any) -> str:
+    parts = [f"clean {pct(r.clean)}%", f"worst case {pct(r.worst_case)}%"]
+    parts += [f"{name} {pct(v)}%" for name, v in r.attacks.items()]
+    if r.eps:
+        parts.append(f"{r.norm} eps {r.eps:g}")
+    return ", ".join([*parts, f"n {r.n}"])
+
+
+def _train_summary(m: dict[str, Any]) -> str | None:
+    """Epochs, the last epoch's accuracies and the time of a train result; None when it is not one."""
+    from deep.runfolder import TrainResult
+
+    try:
+        r = TrainResult.from_dict(m)
+    except ValueError:
+        return None
+    accs = [f"{k} {pct(v)}%" for k, v in (r.last or {}).items() if k.endswith("_acc") and v is not None]
+    seconds = [] if r.seconds_total is None else [f"{r.seconds_total:.0f} s"]
+    return ", ".join([f"epochs {r.epochs_done}/{r.epochs}", *accs, *seconds])
+
+
+def main_metrics(m: Any, kind: str = "") -> str:
     """A short summary of one result (see the module docstring)."""
-    if "clean" in m and isinstance(m.get("attacks"), dict):
-        parts = [f"clean {pct(m['clean'])}%"]
-        if m.get("worst_case") is not None:
-            parts.append(f"worst case {pct(m['worst_case'])}%")
-        parts += [f"{name} {pct(v)}%" for name, v in m["attacks"].items()]
-        if m.get("eps"):
-            parts.append(f"{m.get('norm')} eps {m['eps']:g}")
-        if m.get("n") is not None:
-            parts.append(f"n {m['n']}")
-        return ", ".join(parts)
+    if hasattr(m, "worst_case"):  # an EvalResult
+        return _eval_summary(m)
+    if kind == "train" and (text := _train_summary(m)) is not None:
+        return text
     numbers = [(k, v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return ", ".join(f"{k} {_number(k, v)}" for k, v in numbers[:MAX_NUMBERS]) or "—"
 
@@ -41,7 +58,7 @@ def render_generic(entries: list[Entry], out_dir: Path, stem: str, caption: str)
              "| stage | axes | state | main metrics | run |", "|---|---|---|---|---|"]
     for e in entries:
         axes = ", ".join(f"{k}={v}" for k, v in e.run.axes.items()) or "—"
-        metrics = "" if e.metrics is None else main_metrics(e.metrics)
+        metrics = "" if e.metrics is None else main_metrics(e.metrics, e.run.kind)
         state = e.state if e.metrics is not None else f"MISSING ({e.state})"
         lines.append(f"| {e.run.stage} | {axes} | {state} | {metrics} | `{e.run.hash}` |")
     return lines

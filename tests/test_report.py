@@ -56,7 +56,8 @@ _method = ["pgd", "trades", "mart"]
 
 def eval_metrics(rng: random.Random) -> dict:
     attacks = {name: rng.random() for name in ("fgsm", "pgd-20", "cw-20")}
-    return {"clean": rng.random(), "attacks": attacks, "worst_case": min(attacks.values()), "n": 100}
+    return {"clean": rng.random(), "attacks": attacks, "worst_case": min(attacks.values()), "n": 100, "eps": 0.5,
+            "norm": "l2"}
 
 
 def test_report_tables_figures_and_missing(tmp_path: Path):
@@ -94,6 +95,9 @@ def test_report_tables_figures_and_missing(tmp_path: Path):
         assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.pdf").stat().st_size > 1000
         assert f"({stem}.png)" in text
     assert not (out / "exp-mini-il-fig2b-mnist.png").exists()
+    # the caption mentions hatched paper bars only where the paper published numbers (and they are drawn)
+    assert "; hatched: paper (SPEC §5 (CIFAR-10" in text and "; hatched: paper (SPEC §6" in text
+    assert "no paper numbers" not in text  # every drawn table here has paper numbers for its dataset
     assert "No figure: every run of this table is MISSING." in text
     assert f"python -m ray_jobs run {spec_file} --store {store.root}" in text
 
@@ -212,11 +216,19 @@ def test_a_run_reached_twice_is_counted_once_and_untagged_specs_get_the_generic_
     assert text.count(f"`{runs[0].hash}`") == 2  # one table row, one MISSING line: never twice each
 
 
-def test_generic_table_summarises_eval_results():
+def test_generic_table_summarises_eval_and_train_results():
+    from deep.evaluation import EvalResult
     from figures.report_generic import main_metrics
 
     m = {"clean": 0.9, "worst_case": 0.25, "attacks": {"pgd-20": 0.25}, "eps": 0.3, "norm": "linf", "n": 100}
-    assert main_metrics(m) == "clean 90.00%, worst case 25.00%, pgd-20 25.00%, linf eps 0.3, n 100"
+    assert main_metrics(EvalResult.from_dict(m), "eval") == \
+        "clean 90.00%, worst case 25.00%, pgd-20 25.00%, linf eps 0.3, n 100"
+    ident = {"dataset": "mnist", "n": 60, "shape": [1, 28, 28], "sha256": None}
+    train = {"status": "done", "epochs_done": 2, "epochs": 2, "data": ident, "eval_data": ident, "torch": "2",
+             "python": "3.11", "device": "cpu", "threads": 1, "steps_per_epoch": 3, "seconds_total": 12.4,
+             "last": {"epoch": 2, "train_clean_acc": 0.5, "train_adv_acc": None, "loss": 0.7}}
+    assert main_metrics(train, "train") == "epochs 2/2, train_clean_acc 50.00%, 12 s"
+    assert main_metrics({"epochs": 2, "loss": 0.7}, "train") == "epochs 2, loss 0.7"  # not a TrainResult
 
 
 def test_a_broken_plugin_stops_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -304,3 +316,32 @@ def test_transfer_figure_beside_paper_and_missing(tmp_path: Path):
     stem = tmp_path / "out" / "exp-fig3-il-fig3"
     assert stem.with_suffix(".png").stat().st_size > 1000 and stem.with_suffix(".pdf").stat().st_size > 1000
     assert f"- MISSING `{runs['mlp'].hash}`" in text
+
+
+def test_il_figures_name_rows_for_people_and_state_the_threat_model(tmp_path: Path):
+    from deep.evaluation import EvalResult
+    from figures.paper_table import _label, setting
+    from figures.report_ilyas import FIG2B, TABLE1
+
+    ticks = {**FIG2B.rows, **FIG2B.figure_rows}
+    assert [_label(FIG2B, k, ticks, "\n") for k in ("std-D", "adv-D", "std-DR", "std-DNR")] == [
+        "Std. training\non $D$", "Adv. training\non $D$", "Std. training\non $\\hat{D}_R$",
+        "Std. training\non $\\hat{D}_{NR}$"]
+    assert _label(TABLE1, "D_det@vgg16", {**TABLE1.rows, **TABLE1.figure_rows}, "\n") == \
+        "Std. training\non $\\hat{D}_{det}$\n(vgg16)"
+    (tmp_path / "mini.toml").write_text(SPEC)
+    runs = expand(load_spec(tmp_path / "mini.toml"))
+    result = EvalResult.from_dict({**eval_metrics(random.Random(3)), "eps": 8 / 255, "norm": "linf"})
+    entries = [engine.Entry("il-fig2b", "std-D", "cifar10", runs[0], "done", result)]
+    assert setting(entries) == "$\\ell_\\infty$ ε = 8/255, attacks: fgsm, pgd-20, cw-20, n = 100"
+
+
+def test_a_figure_without_paper_numbers_does_not_promise_hatched_bars(tmp_path: Path):
+    spec_file = tmp_path / "mini.toml"
+    spec_file.write_text(SPEC)
+    runs = {r.label(): r for r in expand(load_spec(spec_file))}
+    store = Store(tmp_path / "store")
+    store.finish(runs["eval[dataset=mnist]"].hash, eval_metrics(random.Random(4)))
+    text = write_report(store.root, tmp_path / "out", [spec_file]).read_text()
+    assert "; no paper numbers for `mnist` (SPEC §5" in text and "hatched" not in text
+    assert (tmp_path / "out" / "exp-mini-il-fig2b-mnist.png").stat().st_size > 1000
