@@ -1,7 +1,10 @@
 """Attack base class (torchattacks style): device, eval mode, [0, 1] box, targeted mode, validation.
 
-Every attack is called as ``atk(x, y) -> x_adv``: x float NCHW in [0, 1], y int64 [N] (the targets
-when ``targeted=True``). The model stays in eval mode while the attack runs (SPEC §0: BatchNorm
+Every attack is called as ``atk(x, y) -> x_adv``: x float NCHW in [0, 1] of the model's dtype (no
+silent conversion), y integer labels [N] of any integer dtype, used as int64 (the targets when
+``targeted=True``). The model must return a logits tensor [N, K]; a tuple, a wrong shape, or NaN/inf
+logits anywhere during the attack is a ValueError (no adversarial examples are returned from a model
+whose outputs are not numbers). ``repr(atk)`` names every hyper-parameter. The model stays in eval mode while the attack runs (SPEC §0: BatchNorm
 statistics frozen) and each submodule's training flag is restored afterwards, so training loops can
 call attacks mid-epoch. Gradients are taken with ``torch.autograd.grad`` w.r.t. the input only, so
 nothing accumulates in ``param.grad``.
@@ -48,10 +51,12 @@ def check_nonneg(name: str, value: object) -> float:
     return float(value)
 
 
-def check_count(name: str, value: object, minimum: int = 0) -> int:
-    """An integer ≥ minimum (steps, restarts)."""
+def check_count(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer in [minimum, maximum] (steps, restarts); the error names the range."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} = {value} is out of range; must lie in [{minimum}, {maximum}]")
     return int(value)
 
 

@@ -2,12 +2,15 @@
 
 δ₀ ~ U(−ε, ε) (kept inside the [0, 1] box), one signed step of size alpha (default 1.25·ε) on the
 cross-entropy, projection onto the ℓ∞ ball, clip to [0, 1].
-Shapes: x float [N, C, H, W] in [0, 1], y int64 [N] → x_adv like x.
+Shapes: x float [N, C, H, W] in [0, 1], y integer [N] → x_adv like x.
+Defaults (torchattacks FFGSM): eps 8/255, alpha 1.25·eps = 10/255.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from deep.units import check_eps
 
 from .base import Attack, check_nonneg
 from .objectives import attack_objective
@@ -30,7 +33,7 @@ class FastFGSM(Attack):
     def __init__(self, model: nn.Module, eps: float = 8 / 255, alpha: float | None = None, *, targeted: bool = False,
                  bf16: bool = False, generator: torch.Generator | None = None) -> None:
         super().__init__(model, targeted=targeted, bf16=bf16, generator=generator)
-        self.eps = check_nonneg("eps", eps)
+        self.eps = check_eps(check_nonneg("eps", eps), "linf")
         self.alpha = 1.25 * self.eps if alpha is None else check_nonneg("alpha", alpha)
 
     def _hyperparameters(self) -> dict[str, object]:

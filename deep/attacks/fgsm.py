@@ -1,12 +1,15 @@
 """Fast gradient sign method (Goodfellow, Shlens, Szegedy 2015, SPEC §4): x + ε·sign(∇ₓ CE(x, y)).
 
 Distance ℓ∞ ≤ eps, clipped to [0, 1]. Targeted: x − ε·sign(∇ₓ CE(x, t)).
-Shapes: x float [N, C, H, W] in [0, 1], y int64 [N] → x_adv like x.
+Shapes: x float [N, C, H, W] in [0, 1], y integer [N] → x_adv like x.
+Defaults (torchattacks): eps 8/255.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from deep.units import check_eps
 
 from .base import Attack, check_nonneg
 from .objectives import attack_objective
@@ -28,7 +31,7 @@ class FGSM(Attack):
 
     def __init__(self, model: nn.Module, eps: float = 8 / 255, *, targeted: bool = False, bf16: bool = False) -> None:
         super().__init__(model, targeted=targeted, bf16=bf16)
-        self.eps = check_nonneg("eps", eps)
+        self.eps = check_eps(check_nonneg("eps", eps), "linf")
 
     def _hyperparameters(self) -> dict[str, object]:
         return {"eps": self.eps, "norm": "linf", **super()._hyperparameters()}

@@ -2,7 +2,8 @@
 
 Distance: ‖x_adv − x‖∞ ≤ eps (sign steps, box projection) or ‖x_adv − x‖₂ ≤ eps (normalised steps of
 ℓ2 length alpha per example, projection onto the ball); every iterate is clipped to [0, 1] (SPEC §0).
-Shapes: x float [N, C, H, W] in [0, 1], y int64 [N] (targets when targeted) → x_adv like x.
+Shapes: x float [N, C, H, W] in [0, 1], y integer [N] (targets when targeted) → x_adv like x.
+Defaults (torchattacks): eps 8/255, alpha 2/255, steps 10 (ℓ∞); eps 0.5, alpha 0.125, steps 10 (ℓ2, PGDL2).
 
 Returned point, per example: the best iterate seen, ranked by (success, objective) — a successful
 iterate beats an unsuccessful one, and among equals the higher objective wins. Over restarts the same
@@ -16,11 +17,11 @@ import re
 import torch
 from torch import Tensor, nn
 
-from deep.units import NORMS, parse_norm  # noqa: F401  (NORMS: re-exported for callers)
+from deep.units import NORMS, check_eps, parse_norm  # noqa: F401  (NORMS: re-exported for callers)
 
 from .base import Attack, check_count, check_nonneg
 from .objectives import LOSSES, attack_objective, attack_success
-from .registry import AttackSpec, check_steps, register_attack
+from .registry import MAX_RESTARTS, MAX_STEPS, AttackSpec, check_steps, register_attack
 
 DEFAULT_EPS = {"linf": 8 / 255, "l2": 0.5}
 
@@ -82,10 +83,10 @@ class PGD(Attack):
                  loss: str = "ce", *, bf16: bool = False, generator: torch.Generator | None = None) -> None:
         super().__init__(model, targeted=targeted, bf16=bf16, generator=generator)
         self.norm = parse_norm(norm)
-        self.eps = check_nonneg("eps", DEFAULT_EPS[self.norm] if eps is None else eps)
-        self.steps = check_count("steps", steps)
+        self.eps = check_eps(check_nonneg("eps", DEFAULT_EPS[self.norm] if eps is None else eps), self.norm)
+        self.steps = check_count("steps", steps, maximum=MAX_STEPS)
         self.alpha = check_nonneg("alpha", _madry_step(self.eps, self.steps) if alpha is None else alpha)
-        self.restarts = check_count("restarts", restarts, minimum=1)
+        self.restarts = check_count("restarts", restarts, minimum=1, maximum=MAX_RESTARTS)
         if not (random_start is True or random_start is False or random_start == "normal"):
             raise ValueError(f"random_start must be True, False or 'normal', got {random_start!r}")
         if loss not in LOSSES:

@@ -363,6 +363,10 @@ def test_attack_works_inside_no_grad(mlp) -> None:
     (dict(steps=-1), "steps"), (dict(steps=2.5), "steps"), (dict(restarts=0), "restarts"),
     (dict(norm="l3"), "norm"), (dict(loss="hinge"), "loss"), (dict(random_start="uniform"), "random_start"),
     (dict(loss="kl", targeted=True), "kl"),
+    (dict(steps=10**11), r"steps = 100000000000 is out of range; must lie in \[0, 100000\]"),
+    (dict(restarts=5000), r"restarts = 5000 is out of range; must lie in \[1, 1000\]"),
+    (dict(eps=8), r"eps = 8 is out of range for norm 'linf': must lie in \[0, 1\]"),
+    (dict(eps=1e30, norm="l2"), "out of range for norm 'l2'"),
 ])
 def test_pgd_rejects_bad_settings(kwargs: dict, match: str) -> None:
     settings = dict(eps=0.1, alpha=0.01, steps=3) | kwargs
@@ -374,6 +378,10 @@ def test_other_attacks_reject_bad_settings() -> None:
     model = LinearNet(2, 0)
     with pytest.raises(ValueError, match="eps"):
         FGSM(model, -0.1)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        FGSM(model, 1.5)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        FastFGSM(model, 255.0)
     with pytest.raises(ValueError, match="alpha"):
         FastFGSM(model, 0.1, alpha=-1.0)
     with pytest.raises(ValueError, match="step"):
