@@ -21,6 +21,13 @@ from .pgd import _per_example_norm
 class RepresentationMatch(Attack):
     """Called as ``rm(x_start, x_target) -> z``; ``rm.run(...)`` also returns distances before/after.
 
+    Args:
+        model: exposes ``model.features(x) -> [N, D]`` (the penultimate representation).
+        step: ℓ2 length of each normalised descent step, in pixel units (default 0.1).
+        steps: number of descent steps (default 1000).
+        progress: show a progress bar (also subject to ADVFEAT_PROGRESS).
+        bf16: bfloat16 autocast for forward/backward.
+
     ``last_distances`` holds (dist_before, dist_after) of the latest call, each [N] on the model's device.
     """
 
