@@ -181,6 +181,8 @@ def linear_report(eps: float, ns: Sequence[int], seed: int) -> dict[str, Any]:
     """Goodfellow et al.'s dimension argument: ε‖w‖₁ against ε·m·n (``theory.linear``)."""
     from theory.linear import linear_shift_table
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be an integer >= 0, got {seed!r}")
     return {"eps": float(eps), "seed": seed, "rows": linear_shift_table(list(ns), eps, seed=seed)}
 
 

@@ -66,6 +66,11 @@ def test_train_eval_attack_round_trip(tiny: str, tmp_path: Path, capsys) -> None
     a = json.loads((tmp_path / "atk" / "metrics.json").read_text())
     assert a["n"] == 20 and "pgd-5" in a["attacks"]
 
+    # A command that fails after taking --out leaves no folder behind (nor its parents it made).
+    assert main(["eval", "--checkpoint", str(run), "--attacks", "magic", "--eps", "0.1",
+                 "--out", str(tmp_path / "new" / "ev"), "--no-progress"]) == 2
+    assert "unknown attack name 'magic'" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
 
 @pytest.mark.parametrize("argv,match", [
     (["--eps", "-1"], "'-1' must be a finite number >= 0"),
@@ -156,3 +161,15 @@ def test_help_is_clean(command: str, capsys) -> None:
     assert "(default: None)" not in text and "(default: True)" not in text
     if command not in ("import-madrylab", "export-madrylab"):
         assert "--download" in text and "--no-progress hide progress bars" in text
+
+
+def test_download_fetches_torchvision_sets_only(monkeypatch, tmp_path: Path) -> None:
+    import deep.data
+    from deep.cli.common import prefetch
+
+    calls = []
+    monkeypatch.setattr(deep.data, "load_split", lambda name, split, **kw: calls.append((name, split, kw["download"])))
+    prefetch("cifar10", tmp_path, True)
+    prefetch("cifar10-subset", tmp_path, True)  # a file in the data root: nothing to download
+    prefetch("mnist", tmp_path, False)
+    assert calls == [("cifar10", "train", True), ("cifar10", "test", True)]
