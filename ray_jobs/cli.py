@@ -16,6 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from deep.io import write_bytes
 from ray_jobs.spec import DEFAULT_MAX_RUNS, Spec, SpecError, load_spec
 from ray_jobs.store import Store
 
@@ -133,7 +134,7 @@ def write_results(spec: Spec, store: Store, args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text)
+        write_bytes(args.out, text.encode("utf-8"))  # atomic: a failed export leaves no half file
         print(f"{len(records)} runs written to {args.out}", file=sys.stderr)
     return 0
 
