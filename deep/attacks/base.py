@@ -4,9 +4,9 @@ Every attack is called as ``atk(x, y) -> x_adv``: x float NCHW in [0, 1] of the 
 silent conversion), y integer labels [N] of any integer dtype, used as int64 (the targets when
 ``targeted=True``). The model must return a logits tensor [N, K]; a tuple, a wrong shape, or NaN/inf
 logits anywhere during the attack is a ValueError (no adversarial examples are returned from a model
-whose outputs are not numbers). ``repr(atk)`` names every hyper-parameter. The model stays in eval mode while the attack runs (SPEC §0: BatchNorm
-statistics frozen) and each submodule's training flag is restored afterwards, so training loops can
-call attacks mid-epoch. Gradients are taken with ``torch.autograd.grad`` w.r.t. the input only, so
+whose outputs are not numbers). ``repr(atk)`` names every hyper-parameter. The model stays in eval
+mode while the attack runs (SPEC §0: BatchNorm statistics frozen) and each submodule's training flag
+is restored afterwards, so training loops can call attacks mid-epoch. Gradients are taken with ``torch.autograd.grad`` w.r.t. the input only, so
 nothing accumulates in ``param.grad``.
 """
 from __future__ import annotations

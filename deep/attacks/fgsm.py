@@ -46,7 +46,8 @@ class FGSM(Attack):
 
 
 @register_attack("fgsm", alpha_rule=lambda spec, eps, alpha: eps,
-                 description="one signed step of size ε (ℓ∞ FGSM); for ℓ2 one normalised step of length ε (FGM)")
+                 description="one signed step of size ε (ℓ∞ FGSM); for ℓ2 one normalised step of length ε "
+                             "(FGM)")
 def _build(spec: AttackSpec, model: nn.Module, *, eps: float, norm: str, seed: int, bf16: bool = False):
     if norm == "linf":
         return FGSM(model, eps, bf16=bf16)

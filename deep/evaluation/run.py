@@ -65,7 +65,8 @@ def _check_labels_in_range(y: Tensor, num_classes: int) -> None:
         raise ValueError(f"labels must lie in [0, {num_classes - 1}] (the model's classes), got values in [{lo}, {hi}]")
 
 
-def _setup(suite: Sequence[str], data: Any, eps: Any, norm: str, alpha: float | None) -> tuple[str, float, list[AttackSpec]]:
+def _setup(suite: Sequence[str], data: Any, eps: Any, norm: str,
+           alpha: float | None) -> tuple[str, float, list[AttackSpec]]:
     norm = parse_norm(norm)
     eps = check_eps(eps, norm, data_shape(data))
     if isinstance(suite, str) or not isinstance(suite, Sequence) or len(suite) != len(set(suite)):

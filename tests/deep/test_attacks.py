@@ -551,7 +551,8 @@ def test_repr_names_every_hyperparameter() -> None:
         "PGDL2(eps=0.5, alpha=0.125, steps=10, norm='l2', random_start=True, restarts=2, loss='cw', "
         "targeted=False, bf16=True)")
     assert repr(FGSM(model, 0.1, targeted=True)) == "FGSM(eps=0.1, norm='linf', targeted=True)"
-    assert repr(FastFGSM(model)) == "FastFGSM(eps=0.03137, alpha=0.03922, norm='linf', random_start=True, targeted=False)"
+    assert repr(FastFGSM(model)) == \
+        "FastFGSM(eps=0.03137, alpha=0.03922, norm='linf', random_start=True, targeted=False)"
     assert repr(RepresentationMatch(model, steps=5)) == "RepresentationMatch(step=0.1, steps=5, targeted=False)"
 
 

@@ -31,7 +31,8 @@ def test_result_fields(result: EvalResult) -> None:
     assert result.correct["worst_case"].tolist() == \
         (result.correct["clean"] & result.correct["fgsm"] & result.correct["pgd-3"]).tolist()
     assert result.versions["pgd-3"].startswith("advfeat==") and result.flags == []
-    assert result.params["pgd-3"] == {"kind": "pgd", "steps": 3, "restarts": 1, "alpha": 2.5 * (8 / 255) / 3, "loss": "ce"}
+    assert result.params["pgd-3"] == {"kind": "pgd", "steps": 3, "restarts": 1, "alpha": 2.5 * (8 / 255) / 3,
+                                      "loss": "ce"}
 
 
 def test_json_round_trip_keeps_the_old_keys(result: EvalResult, tmp_path) -> None:

@@ -36,7 +36,8 @@ def test_norm_is_case_insensitive() -> None:
 def test_eps_limits_per_norm() -> None:
     assert eps_limit("linf") == 1.0 and eps_limit("L2", (1, 28, 28)) == 28.0
     assert eps_limit("l2") == L2_EPS_MAX == math.sqrt(3 * 224 * 224)
-    assert check_eps("8/255", "Linf") == 8 / 255 and check_eps(1, "linf") == 1.0 and check_eps(28, "l2", (1, 28, 28)) == 28
+    assert check_eps("8/255", "Linf") == 8 / 255 and check_eps(1, "linf") == 1.0
+    assert check_eps(28, "l2", (1, 28, 28)) == 28
     with pytest.raises(ValueError, match=r"eps = 8 is out of range for norm 'linf': must lie in \[0, 1\]"):
         check_eps(8, "linf")
     with pytest.raises(ValueError, match=r"must lie in \[0, 28\] for images of shape \(1, 28, 28\)"):
