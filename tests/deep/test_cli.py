@@ -173,3 +173,25 @@ def test_download_fetches_torchvision_sets_only(monkeypatch, tmp_path: Path) -> 
     prefetch("cifar10-subset", tmp_path, True)  # a file in the data root: nothing to download
     prefetch("mnist", tmp_path, False)
     assert calls == [("cifar10", "train", True), ("cifar10", "test", True)]
+
+
+@pytest.mark.slow
+def test_real_ctrl_c_says_what_was_saved(tiny: str, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("ADVFEAT_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "deep", *_train_args(tiny, out, "--epochs", "100000")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not inherited ignored
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip() == (f"python -m deep: interrupted (Ctrl-C); {out}/checkpoint.pt holds the last finished "
+                           "epoch; rerun the same command to resume")
+    assert (out / "checkpoint.pt").is_file()
