@@ -12,7 +12,6 @@ version and thread count and cached in ``~/.cache/advfeat/precision.json`` (``$A
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import platform
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from deep.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def cached_speedup(device: torch.device) -> float:
     """measure_speedup, taken once per machine and cached (a corrupt cache is measured again)."""
     path, key = _cache_path(), _machine_key(device)
     try:
-        cache = json.loads(path.read_text())
+        cache = read_json(path)
         if not isinstance(cache, dict):
             cache = {}
     except (OSError, ValueError):
@@ -114,8 +115,6 @@ def cached_speedup(device: torch.device) -> float:
     cache[key] = {"speedup": speedup, "device": device.type, "cpu": cpu_model(), "torch": torch.__version__,
                   "threads": torch.get_num_threads(), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
-        from deep.io import write_json
-
         write_json(path, cache)
     except OSError as err:  # a read-only home must not stop a run: the choice is just not remembered
         log.warning("could not cache the bf16 measurement in %s: %s", path, err)
