@@ -191,11 +191,12 @@ def resolve_spec(spec: AttackSpec, *, eps: float | str, alpha: float | None = No
 
 
 def build_attack(spec: AttackSpec, model: nn.Module, *, eps: float | str, norm: str, seed: int,
-                 alpha: float | None = None, bf16: bool = False) -> AttackFn:
+                 alpha: float | None = None, bf16: bool = False, **options: Any) -> AttackFn:
     """The attack object for a spec: ``atk(x, y) -> x_adv`` at radius eps (checked against the norm's
-    limit), random starts seeded by ``seed``."""
+    limit), random starts seeded by ``seed``. ``options`` go to the family's builder as keywords
+    (e.g. AutoAttack's ``state_path``); the package's own builders take none."""
     norm = parse_norm(norm)
     eps = check_eps(eps, norm)
     if spec.alpha is None or alpha is not None:
         spec = resolve_spec(spec, eps=eps, alpha=alpha)
-    return _entry(spec).builder(spec, model, eps=eps, norm=norm, seed=seed, bf16=bf16)
+    return _entry(spec).builder(spec, model, eps=eps, norm=norm, seed=seed, bf16=bf16, **options)
