@@ -311,21 +311,20 @@ def _add_flag(parser: argparse.ArgumentParser, flat: str, f: dataclasses.Field) 
 
 
 def _method_help() -> str:
-    def first_line(name: str) -> str:
-        doc = (method_class(name).__doc__ or "").strip()
-        return f"{name} ({doc.splitlines()[0].rstrip('.')})" if doc else name
+    def label(name: str) -> str:
+        summary = method_class(name).summary
+        return f"{name} ({summary})" if summary else name
 
-    lines = [first_line(n) for n in method_names()]
-    return "training method: " + " | ".join(lines) + " (default: 'standard')"
+    return "training method: " + " | ".join(label(n) for n in method_names()) + " (default: 'standard')"
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per flat key (core fields, ``--method``, every registered method's knobs);
     defaults None so that only given flags override."""
+    parser.add_argument("--method", dest="method", choices=method_names(), default=None, help=_method_help())
     for flat, _, f in core_fields():
         _add_flag(parser, flat, f)
-    parser.add_argument("--method", dest="method", choices=method_names(), default=None, help=_method_help())
-    for flat, (f, owners) in knob_fields().items():
+    for flat, (f, _) in knob_fields().items():
         _add_flag(parser, flat, f)
 
 

@@ -74,6 +74,7 @@ class TrainingMethod:
     (SPEC §0), so the forward passes of ``step`` run in train mode."""
 
     name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""          # a few words for --help, e.g. "Madry et al."
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     adversarial: ClassVar[bool] = True   # needs ε > 0; the held-out robustness check is on by default
     linf_only: ClassVar[bool] = False    # an ℓ∞ method: recipe.norm must be "linf"

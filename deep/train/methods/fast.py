@@ -26,6 +26,7 @@ class Fast(TrainingMethod):
     """"Fast is better than free": one random-start FGSM step per batch (an ℓ∞ method)."""
 
     name = "fast"
+    summary = "random-start FGSM, Wong et al."
     Config = FastConfig
     linf_only = True
 

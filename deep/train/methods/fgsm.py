@@ -32,6 +32,7 @@ class GoodfellowFGSM(TrainingMethod):
     """FGSM training, α-mixed with the clean loss (an ℓ∞ method)."""
 
     name = "fgsm"
+    summary = "Goodfellow et al., α-mixed"
     Config = FGSMConfig
     linf_only = True
 

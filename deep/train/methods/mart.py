@@ -33,6 +33,7 @@ class MART(TrainingMethod):
     """Misclassification-aware adversarial training."""
 
     name = "mart"
+    summary = "Wang et al., λ"
     Config = MARTConfig
 
     def make_attack(self, model: nn.Module, generator: torch.Generator) -> PGD:

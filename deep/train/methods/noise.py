@@ -59,6 +59,7 @@ class NoiseSign(_Noise):
     """GF §6's control: α-mixed like fgsm, on x + ε·random signs."""
 
     name, kind, Config = "noise-sign", "sign", NoiseSignConfig
+    summary = "GF's control for fgsm: α-mixed, on x + ε·random signs"
 
 
 @register_method
@@ -66,3 +67,4 @@ class NoiseUniform(_Noise):
     """GF §6's control: α-mixed like fgsm, on x + U(−ε, ε)."""
 
     name, kind, Config = "noise-uniform", "uniform", NoiseUniformConfig
+    summary = "GF's control for fgsm: α-mixed, on x + U(−ε, ε)"

@@ -49,6 +49,7 @@ class MadryPGD(TrainingMethod):
     """Madry et al.: min E[max CE], inner PGD on CE from a uniform random start."""
 
     name = "pgd"
+    summary = "Madry et al."
     Config = PGDConfig
 
     def make_attack(self, model: nn.Module, generator: torch.Generator) -> PGD:

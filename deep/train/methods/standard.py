@@ -20,6 +20,7 @@ class Standard(TrainingMethod):
     """Empirical risk minimisation: no inner maximisation, outer loss CE(p(x), y)."""
 
     name = "standard"
+    summary = "no attack"
     Config = StandardConfig
     adversarial = False
 

@@ -26,6 +26,7 @@ class TRADES(TrainingMethod):
     """The clean loss plus β times the KL between clean and adversarial predictions."""
 
     name = "trades"
+    summary = "Zhang et al., β"
     Config = TRADESConfig
 
     def make_attack(self, model: nn.Module, generator: torch.Generator) -> PGD:
