@@ -350,9 +350,11 @@ def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = N
                 _say(format_epoch(entry, recipe.optim.epochs))
             if on_epoch is not None:
                 on_epoch(entry)
-        if not last:  # finished before this call (e.g. metrics.json was damaged): the log's last epoch
-            entries = folder.read_log()
-            last = entries[-1] if entries else {}
+        if not last:  # finished before this call (metrics.json was damaged): the log's entry of the last epoch
+            epochs = recipe.optim.epochs
+            logged = [e for e in folder.read_log() if e.get("epoch") == epochs]
+            # if the log lost it too, the held-out numbers again from the checkpoint (the training ones are gone)
+            last = logged[-1] if logged else {"epoch": epochs, **held_out(s, epochs - 1, show=show)}
         result = TrainResult(**s.identity, status="done", epochs_done=recipe.optim.epochs,
                              epochs=recipe.optim.epochs, last=last, seconds_total=s.seconds)
         folder.write_metrics(result)

@@ -190,3 +190,17 @@ def test_damaged_checkpoint_is_moved_aside_and_the_run_redone(tiny, finished, tm
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert redone["last"]["eval_pgd_acc"] == metrics["last"]["eval_pgd_acc"]
     assert redone["last"]["train_loss"] == metrics["last"]["train_loss"]
+
+
+def test_finished_run_that_lost_metrics_and_its_last_log_line_recomputes_the_held_out_numbers(tiny, finished,
+                                                                                               tmp_path):
+    out, metrics = finished
+    folder = _copy(out, tmp_path / "run")
+    folder.metrics_path.write_text("")
+    lines = folder.log_path.read_text().splitlines()
+    folder.log_path.write_text(lines[0] + "\n" + lines[1][:20])  # epoch 2's line torn
+    healed = train(_recipe(tiny), folder.path, progress=False)
+    assert healed["last"]["epoch"] == 2 and "train_loss" not in healed["last"]  # gone with the line
+    for key in ("eval_clean_acc", "eval_pgd_acc", "eval_n", "eval_eps", "eval_attack"):
+        assert healed["last"][key] == metrics["last"][key], key
+    assert healed["seconds_total"] == metrics["seconds_total"]
