@@ -1,6 +1,6 @@
 """Options shared by the sub-commands, the flag conventions, and the output-folder guard.
 
-Flag names (one per concept, the same in every command; docs/DESIGN.md §CLI):
+Flag names (one per concept, the same in every command; the README lists them too):
 
 - ``--n``: use the first N examples of a split. ``train --subset`` is a different concept (a random,
   seeded subset) and keeps its name.
@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from deep.units import check_eps, parse_eps, parse_norm
 
 from .errors import UsageError
 
@@ -31,51 +33,41 @@ DOWNLOADABLE: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10")
 # ----------------------------------------------------------------------------- flag value types
 def eps_value(text: str) -> float:
     """argparse type of ε and step sizes: a number or a fraction ``a/b`` (e.g. ``8/255``)."""
-    from deep.units import parse_eps
-
     try:
         return parse_eps(text)
     except ValueError as err:  # argparse shows ArgumentTypeError's text, not a generic "invalid value"
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def positive_int(text: str) -> int:
-    """argparse type of counts (batch sizes, steps, N): an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def nonneg_int(text: str) -> int:
-    """argparse type of seeds: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def norm_value(text: str) -> str:
     """argparse type of ``--norm``: linf or l2, any capitalisation (torchattacks writes "Linf", "L2")."""
-    from deep.units import parse_norm
-
     try:
         return parse_norm(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def check_eps_range(eps: float, norm: str, shape=None) -> None:
-    """ε above the norm's range (1 for ℓ∞ in pixel units) is almost always a units mistake (8 for 8/255)."""
-    from deep.units import check_eps
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type of a count: an integer >= minimum, with a message naming the bound."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
 
-    check_eps(eps, norm, shape, name="--eps")
+    return parse
+
+
+positive_int = int_at_least(1)   # batch sizes, steps, N
+nonneg_int = int_at_least(0)     # seeds
+
+
+def check_eps_range(eps: float, norm: str) -> None:
+    """ε above the norm's range (1 for ℓ∞ in pixel units) is almost always a units mistake (8 for 8/255)."""
+    check_eps(eps, norm, name="--eps")
 
 
 # ------------------------------------------------------------------------ deprecated spellings

@@ -4,7 +4,7 @@
 - A *user error* (bad flag value, missing or corrupt file, a folder where a file is expected, an
   output folder held by another command, an argparse usage error) prints ONE line,
   ``<prog>: error: <message>``, to stderr and exits with status 2. The message names the bad value
-  and what is allowed; the libraries raise it that way (docs/DESIGN.md, error contract).
+  and what is allowed; the libraries raise it that way (docs/DESIGN.md, Conventions).
 - Ctrl-C prints one line saying what was saved and how to resume, and exits with status 130
   (128 + SIGINT, the shell convention).
 - ``--debug`` anywhere on the command line (or ``ADVFEAT_DEBUG=1``) re-raises instead, so the full
