@@ -328,6 +328,8 @@ def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = N
         folder = RunFolder(out)
         done = _check_folder(folder, recipe)
         if done is not None:
+            if verbose:
+                _say("nothing to train (finished before); " + format_summary(done, folder))
             return done.to_dict()
         dev = resolve_device(device)
         state = _resume_state(folder, dev)

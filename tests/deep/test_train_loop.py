@@ -67,6 +67,9 @@ def test_verbose_prints_one_line_per_epoch_and_a_summary(tiny: str, tmp_path: Pa
     assert lines[4].startswith("done: 3 epochs in ") and str(tmp_path / "r") in lines[4]
     log = [json.loads(ln) for ln in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2, 3]  # the JSON still goes to the log
+    train(_recipe(tiny, method="pgd", epochs=3, eval_every=2), tmp_path / "r", progress=False, verbose=True)
+    again = capsys.readouterr().out.strip().splitlines()
+    assert len(again) == 1 and again[0].startswith("nothing to train (finished before); done: 3 epochs in ")
 
 
 def test_format_epoch_by_hand() -> None:
