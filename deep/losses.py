@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _check_logits(logits_a: Tensor, logits_b: Tensor | None, y: Tensor) -> None:
-    for name, t in (("logits_nat", logits_a), ("logits_adv", logits_b)):
+def _check_logits(logits_a: Tensor, logits_b: Tensor | None, y: Tensor,
+                  names: tuple[str, str] = ("logits_nat", "logits_adv")) -> None:
+    for name, t in zip(names, (logits_a, logits_b)):
         if t is None:
             continue
         if not isinstance(t, Tensor) or t.dim() != 2 or not t.is_floating_point():
@@ -31,7 +32,7 @@ def _check_logits(logits_a: Tensor, logits_b: Tensor | None, y: Tensor) -> None:
         if bool(torch.isnan(t).any()):
             raise ValueError(f"{name} contains NaN")
     if logits_b is not None and logits_a.shape != logits_b.shape:
-        raise ValueError(f"logits_nat and logits_adv must have the same shape, got "
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
                          f"{tuple(logits_a.shape)} and {tuple(logits_b.shape)}")
     if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.shape != (logits_a.shape[0],):
         raise ValueError(f"y must be int64 labels of shape [{logits_a.shape[0]}], got "
@@ -104,6 +105,6 @@ def mart_loss(logits_nat: Tensor, logits_adv: Tensor, y: Tensor, lam: float, *,
 
 def goodfellow_loss(logits_clean: Tensor, logits_adv: Tensor, y: Tensor, alpha: float = 0.5) -> Tensor:
     """Goodfellow et al. 2015 adversarial objective: α·CE(x, y) + (1 − α)·CE(x_fgsm, y), batch means."""
-    _check_logits(logits_clean, logits_adv, y)
+    _check_logits(logits_clean, logits_adv, y, ("logits_clean", "logits_adv"))
     alpha = _check_weight("alpha", alpha, upper=1.0)
     return alpha * F.cross_entropy(logits_clean.float(), y) + (1 - alpha) * F.cross_entropy(logits_adv.float(), y)

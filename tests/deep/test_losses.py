@@ -111,6 +111,7 @@ def test_gradients_flow_through_both_logits() -> None:
     (lambda a, b, y: mart_loss(a, b, y + 10, lam=1.0), "y values"),
     (lambda a, b, y: mart_loss(a, b, y.float(), lam=1.0), "int64"),
     (lambda a, b, y: trades_loss(a * float("nan"), b, y, beta=1.0), "NaN"),
+    (lambda a, b, y: goodfellow_loss(a[:, :1], b, y), "logits_clean needs at least 2 classes"),
 ])
 def test_bad_input(call, match: str) -> None:
     z_nat, z_adv, y = _data(5)
