@@ -1,4 +1,5 @@
-"""Training (SPEC §4, §6): ``Recipe`` (all hyper-parameters), ``train`` (resumable runs), ``load_run``."""
+"""Training (SPEC §4, §6): ``Recipe`` (data, model, optimiser, threat, held-out check and method configs),
+``train`` (resumable runs), ``load_run``, and the training-method registry (``register_method``)."""
 from deep.runfolder import load_run
 
 from .checkpoint import load_checkpoint
