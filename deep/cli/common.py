@@ -125,8 +125,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
 
-def add_attack_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a run folder (from `train`) or its checkpoint.pt file")
+def add_attack_options(parser: argparse.ArgumentParser, *, checkpoint_required: bool = True) -> None:
+    parser.add_argument("--checkpoint", required=checkpoint_required,
+                        help="a run folder (from `train`) or its checkpoint.pt file")
     parser.add_argument("--eps", type=eps_value, required=True,
                         help="attack radius ε in pixel units ([0, 1] scale), e.g. 0.3 or 8/255")
     parser.add_argument("--norm", default="linf", type=norm_value, help="threat model norm: linf or l2 (default: linf)")
@@ -150,8 +151,9 @@ def prefetch(dataset: str, data_root: Path, download: bool) -> None:
             load_split(dataset, split, data_root=data_root, first_n=1, download=True)
 
 
-def load_model_and_split(args: argparse.Namespace):
-    """(model on the chosen device, split, recipe dict) for eval/attack."""
+def load_model_and_split(args: argparse.Namespace, loader: Callable[[Any], tuple[Any, dict]] | None = None):
+    """(model on the chosen device, split, recipe dict) for eval/attack; ``loader(device) -> (model,
+    recipe)`` replaces the run folder (``eval --model``/``--torchvision``)."""
     from deep.data import load_split
     from deep.dataroot import resolve_data_root
     from deep.device import resolve_device
@@ -160,7 +162,7 @@ def load_model_and_split(args: argparse.Namespace):
     check_eps_range(args.eps, args.norm)
     check_out_path(args.out)
     device = resolve_device(args.device)
-    model, recipe = load_run(args.checkpoint, device=device)
+    model, recipe = load_run(args.checkpoint, device=device) if loader is None else loader(device)
     dataset = args.dataset or recipe["dataset"]
     split = load_split(dataset, args.split, data_root=resolve_data_root(args.data_root), first_n=args.n,
                        download=args.download and dataset in DOWNLOADABLE)
