@@ -16,10 +16,12 @@ import contextlib
 import io
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 DEEP, RAY, FIG, THEORY = "deep", "ray_jobs", "figures", "theory"
 
@@ -133,6 +135,8 @@ CASES: list[tuple[str, str, int, str]] = [
     (DEEP, "eval --checkpoint {dir} --eps 0.1 --out {out}", 2, "{dir}"),
     (DEEP, "eval --checkpoint {garbage_run} --eps 0.1 --out {out}", 2, "checkpoint.pt"),
     (DEEP, "eval --checkpoint {file} --eps 0.1 --out {out}", 2, "f.txt"),
+    (DEEP, "eval --checkpoint {evil_run} --eps 0.1 --out {out}", 2, "holds Python objects other than tensors"),
+    (DEEP, f"{_TRAIN} --recipe {{run}}/recipe.json --epochs 0", 2, "recipe.json' and the flags"),
     (DEEP, "eval --checkpoint {run} --eps 0.1 --out {file}", 2, "is an existing file"),
     (DEEP, "eval --checkpoint {run} --out {out}", 2, "the following arguments are required: --eps"),
     # --------------------------------------------------------------------------- deep attack
@@ -239,6 +243,11 @@ def _spec(stage_keys: str = "", config: str = 'function = "theory.cli:linear_rep
 
 
 
+class _Evil:
+    def __reduce__(self):  # unpickling calls print: what weights_only=True must refuse
+        return (print, ("unpickled!",))
+
+
 def make_files(root: Path, tiny: str, run: Path) -> dict[str, str]:
     """Write the damaged inputs under ``root``; return the placeholder values (except ``{out}``)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -253,6 +262,9 @@ def make_files(root: Path, tiny: str, run: Path) -> dict[str, str]:
     garbage = root / "garbage_run"
     garbage.mkdir(exist_ok=True)
     (garbage / "checkpoint.pt").write_bytes(np.random.default_rng(0).bytes(2048))
+    evil = root / "evil_run"  # a checkpoint that would run code if unpickled
+    shutil.copytree(run, evil, dirs_exist_ok=True)
+    torch.save({"model": _Evil()}, evil / "checkpoint.pt")
     specs = {
         "bad_toml": "[stages.a\nkind = ",
         "unknown_key": _spec("colour = 1\n"),
@@ -266,7 +278,7 @@ def make_files(root: Path, tiny: str, run: Path) -> dict[str, str]:
     values = {"tiny": tiny, "run": str(run), "file": str(root / "f.txt"), "dir": str(root / "empty"),
               "missing": str(root / "nope"), "bad_json": str(root / "bad.json"), "list_json": str(root / "list.json"),
               "unknown_json": str(root / "unknown.json"), "corrupt_npz": f"npz:{root / 'corrupt.npz'}",
-              "truncated_npz": f"npz:{root / 'truncated.npz'}", "garbage_run": str(garbage)}
+              "truncated_npz": f"npz:{root / 'truncated.npz'}", "garbage_run": str(garbage), "evil_run": str(evil)}
     for name, text in specs.items():
         (root / f"{name}.toml").write_text(text)
         values[f"spec_{name}"] = str(root / f"{name}.toml")

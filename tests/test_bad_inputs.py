@@ -216,6 +216,8 @@ API_CASES: list[tuple[str, Call, type[BaseException], str]] = [
     ("load_run empty dir", lambda f: _load_run(f.files["dir"]), FileNotFoundError, "empty"),
     ("load_run garbage", lambda f: _load_run(f.files["garbage_run"]), ValueError, "checkpoint.pt"),
     ("load_run text file", lambda f: _load_run(f.files["file"]), ValueError, "f.txt"),
+    ("load_run pickled object", lambda f: _load_run(f.files["evil_run"]), ValueError,
+     "holds Python objects other than tensors"),
     ("read_json torn", lambda f: _io().read_json(f.files["bad_json"]), ValueError, "bad.json"),
     ("read_json missing", lambda f: _io().read_json(f.files["missing"]), FileNotFoundError, "nope"),
     ("output_lock on a file", lambda f: _enter(_io().output_lock(f.files["file"], "test")), ValueError,
