@@ -112,6 +112,15 @@ def _captured_checks() -> Iterator[_Capture]:
         logger.removeHandler(handler)
 
 
+def _reset_dynamic_check() -> None:
+    """pyautoattack's dynamic-defence check counts autograd calls in a module-level dict that it never
+    resets, so one dynamic model would flag every later model in the process; start each run at zero."""
+    from pyautoattack import checks
+
+    for key in checks.funcs:
+        checks.funcs[key] = 0
+
+
 def _rng_devices(device: torch.device) -> list[int]:
     return [device.index or 0] if device.type == "cuda" else []
 
@@ -167,6 +176,7 @@ class AutoAttackSuite(Attack):
             return self._load(path, x)
         with torch.random.fork_rng(devices=_rng_devices(x.device)), _captured_checks() as capture:
             adversary = self._adversary(num_classes, x.device)
+            _reset_dynamic_check()
             x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=x.shape[0])
         self.flags.extend(m for m in capture.messages if m not in self.flags)
         x_adv = x_adv.detach().to(device=x.device, dtype=torch.float32)

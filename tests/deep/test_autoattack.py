@@ -176,3 +176,29 @@ def test_evaluate_takes_the_worst_case_over_ours_and_autoattack() -> None:
     both &= torch.as_tensor(result.correct["clean"])
     assert result.worst_case == pytest.approx(float(both.float().mean()))
     assert result.worst_case <= min(result.attacks.values())
+
+
+class GradientInForward(nn.Module):
+    """Calls autograd inside forward: AutoAttack's dynamic-defence check fires."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = tiny_conv()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            probe = x.detach().requires_grad_(True)
+            torch.autograd.grad(self.inner(probe).sum(), probe)
+        return self.inner(x)
+
+
+def test_dynamic_defence_flag_does_not_leak_to_the_next_model() -> None:
+    x = tiny_data()
+    dynamic = GradientInForward()
+    flagged = autoattack("apgd-ce", dynamic, 0.1, "linf")
+    flagged(x, labels(dynamic, x))
+    assert any("dynamic defense" in f for f in flagged.flags)
+    plain = tiny_conv()
+    clean = autoattack("apgd-ce", plain, 0.1, "linf")
+    clean(x, labels(plain, x))
+    assert not any("dynamic defense" in f for f in clean.flags)
