@@ -11,6 +11,10 @@ Suite names (``SUITES``) and what each runs:
 - ``apgd-ce``, ``apgd-t``, ``apgd-dlr``, ``fab-t``, ``square``: that one attack alone with the
   standard version's settings (``apgd-dlr``: APGD on the DLR loss, 1 restart, 100 iterations).
 
+Each name is also a class (``ADAPTERS``: ``AAStandard``, ``AAPlus``, ``AARand``, ``APGDCE``, ``APGDT``,
+``APGDDLR``, ``FABT``, ``Square``), constructed as ``(model, eps, norm, seed, batch_size, state_path)``;
+``autoattack(name, ...)`` picks the class by name and the registry builds the same.
+
 Models with fewer than 10 classes get ``K - 1`` target classes in APGD-T / FAB-T (the standard 9 do not
 exist); the DLR losses need at least 3 classes (targeted DLR: 4), and fewer is refused with a ValueError.
 
@@ -156,7 +160,7 @@ class AutoAttackSuite(Attack):
         self.flags: list[str] = []
 
     def __repr__(self) -> str:
-        return (f"AutoAttackSuite(name={self.name!r}, eps={self.eps:g}, norm={self.norm!r}, seed={self.seed}, "
+        return (f"{type(self).__name__}(name={self.name!r}, eps={self.eps:g}, norm={self.norm!r}, seed={self.seed}, "
                 f"batch_size={self.batch_size}, state_path={self.state_path!r}, version={self.version!r})")
 
     def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
@@ -227,10 +231,59 @@ class AutoAttackSuite(Attack):
         save_torch(path, {"x_adv": x_adv.cpu(), "key": path.stem})  # atomic: no half-written chunk
 
 
+class _Named(AutoAttackSuite):
+    """One suite name as its own class: ``APGDCE(model, eps=0.3)(x, y)``."""
+
+    suite: str
+
+    def __init__(self, model: nn.Module, eps: float, norm: str = "linf", seed: int = 0, batch_size: int | None = None,
+                 state_path: str | os.PathLike | None = None) -> None:
+        super().__init__(self.suite, model, eps=eps, norm=norm, seed=seed, batch_size=batch_size,
+                         state_path=state_path)
+
+
+class AAStandard(_Named):
+    suite = "aa-standard"
+
+
+class AAPlus(_Named):
+    suite = "aa-plus"
+
+
+class AARand(_Named):
+    suite = "aa-rand"
+
+
+class APGDCE(_Named):
+    suite = "apgd-ce"
+
+
+class APGDT(_Named):
+    suite = "apgd-t"
+
+
+class APGDDLR(_Named):
+    suite = "apgd-dlr"
+
+
+class FABT(_Named):
+    suite = "fab-t"
+
+
+class Square(_Named):
+    suite = "square"
+
+
+ADAPTERS: dict[str, type[_Named]] = {cls.suite: cls for cls in (AAStandard, AAPlus, AARand, APGDCE, APGDT, APGDDLR,
+                                                                FABT, Square)}
+
+
 def autoattack(name: str, model: nn.Module, eps: float, norm: str = "linf", seed: int = 0,
                batch_size: int | None = None, state_path: str | os.PathLike | None = None) -> AutoAttackSuite:
     """The adapter for a suite name, constructed as (model, eps, norm, seed, batch_size, state_path)."""
-    return AutoAttackSuite(name, model, eps=eps, norm=norm, seed=seed, batch_size=batch_size, state_path=state_path)
+    if name not in ADAPTERS:
+        raise ValueError(f"unknown AutoAttack suite name {name!r}; known: {', '.join(ADAPTERS)}")
+    return ADAPTERS[name](model, eps, norm, seed, batch_size, state_path)
 
 
 def _parse(name: str) -> AttackSpec | None:
@@ -243,4 +296,4 @@ def _build(spec: AttackSpec, model: nn.Module, *, eps: float, norm: str, seed: i
            batch_size: int | None = None, state_path: str | os.PathLike | None = None) -> AutoAttackSuite:
     if bf16:
         raise ValueError(f"attack {spec.name!r} does not support bf16 (AutoAttack runs in float32)")
-    return autoattack(spec.name, model, eps, norm, seed, batch_size, state_path)
+    return autoattack(spec.name, model, eps, norm, seed, batch_size, state_path)  # evaluate(): one run per batch

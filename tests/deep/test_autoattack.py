@@ -7,7 +7,7 @@ from torch import nn
 
 pytest.importorskip("pyautoattack")
 
-from deep.attacks.autoattack import SUITES, AutoAttackSuite, autoattack  # noqa: E402
+from deep.attacks.autoattack import ADAPTERS, SUITES, APGDCE, AutoAttackSuite, autoattack  # noqa: E402
 from deep.attacks.registry import build_attack, known_attacks, parse_attack  # noqa: E402
 from deep.evaluation import evaluate  # noqa: E402
 
@@ -41,12 +41,12 @@ def labels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_suite_names_are_registered_with_version_and_repr() -> None:
-    assert tuple(SUITES) == NAMES
+    assert tuple(SUITES) == NAMES == tuple(ADAPTERS)
     assert set(NAMES) <= set(known_attacks())
     model = tiny_conv()
     for name in NAMES:
         atk = build_attack(parse_attack(name), model, eps=0.1, norm="linf", seed=0)
-        assert isinstance(atk, AutoAttackSuite) and atk.name == name
+        assert type(atk) is ADAPTERS[name] and isinstance(atk, AutoAttackSuite) and atk.name == name
         assert atk.version.startswith("pyautoattack==") and name in repr(atk)
 
 
@@ -61,7 +61,7 @@ def test_apgd_ce_stays_in_the_ball_and_breaks_a_weak_model() -> None:
     model, x = tiny_conv(), tiny_data()
     y = labels(model, x)  # every example starts correctly classified
     for norm, eps in (("linf", 0.3), ("l2", 2.0)):
-        x_adv = autoattack("apgd-ce", model, eps, norm)(x, y)
+        x_adv = APGDCE(model, eps, norm)(x, y)
         assert x_adv.dtype == torch.float32 and x_adv.device == x.device and x_adv.shape == x.shape
         assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
         delta = (x_adv - x).flatten(1)
