@@ -7,7 +7,7 @@ import json
 from deep.attacks.registry import known_attacks
 from deep.io import write_json
 
-from .common import add_attack_options, add_common, add_deprecated_alias, load_model_and_split, output_folder
+from .common import add_attack_options, add_common, add_deprecated_alias, load_model_and_split, output_folder, positive_int
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", default=None, metavar="MEAN,STD",
                    help="the model expects normalised input: C means then C stds (e.g. 0.1307,0.3081) or a "
                         "dataset name (mnist, cifar10, imagenet); inputs stay in [0, 1]")
-    p.add_argument("--num-classes", type=int, default=None, help="passed to the factory / torchvision model")
+    p.add_argument("--num-classes", type=positive_int, default=None, help="passed to the factory / torchvision model")
 
 
 def external_loader(args: argparse.Namespace):
