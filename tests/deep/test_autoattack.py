@@ -202,3 +202,12 @@ def test_dynamic_defence_flag_does_not_leak_to_the_next_model() -> None:
     clean = autoattack("apgd-ce", plain, 0.1, "linf")
     clean(x, labels(plain, x))
     assert not any("dynamic defense" in f for f in clean.flags)
+
+
+def test_registry_forwards_batch_size_and_state_path(tmp_path) -> None:
+    model, x = tiny_conv(), tiny_data()
+    atk = build_attack(parse_attack("apgd-ce"), model, eps=0.1, norm="linf", seed=0, batch_size=4,
+                       state_path=tmp_path)
+    assert (atk.batch_size, atk.state_path) == (4, tmp_path)
+    atk(x, labels(model, x))
+    assert len(list(tmp_path.glob("*.pt"))) == 2
