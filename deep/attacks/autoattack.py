@@ -30,9 +30,10 @@ finished chunk::
 
     <state_path>/<key>.pt    torch.save({"x_adv": float32 [n, C, H, W] CPU tensor, "key": str})
 
-``key`` is the SHA-256 (first 24 hex digits) of the suite name, ε, norm, seed, pyautoattack version and
-the chunk's images and labels, so a changed setting or input never reuses a stale file. Files are
-written atomically (temporary file + rename) and read with ``weights_only=True``. Because each chunk's
+``key`` is the SHA-256 (first 24 hex digits) of the suite name, ε, norm, seed, pyautoattack version, the
+model's weights and buffers, and the chunk's images and labels, so a changed setting, model or input
+never reuses a stale file. Files are written atomically (temporary file + rename) and read with
+``weights_only=True``. Because each chunk's
 run is deterministic, an interrupted evaluation resumed from the folder returns the same x_adv, hence
 the same numbers, as an uninterrupted one.
 
@@ -166,16 +167,17 @@ class AutoAttackSuite(Attack):
     def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
         with torch.no_grad():
             num_classes = int(self.model(x[:1]).shape[1])
+        model_key = self._model_key() if self.state_path is not None else ""
         size = self.batch_size or x.shape[0]
         chunks = []
         for start in range(0, x.shape[0], size):
             xs, ys = x[start:start + size], y[start:start + size]
-            chunks.append(self._chunk(xs, ys, num_classes))
+            chunks.append(self._chunk(xs, ys, num_classes, model_key))
         return torch.cat(chunks)
 
     # -- one chunk ------------------------------------------------------------------------------
-    def _chunk(self, x: Tensor, y: Tensor, num_classes: int) -> Tensor:
-        path = self._chunk_file(x, y)
+    def _chunk(self, x: Tensor, y: Tensor, num_classes: int, model_key: str) -> Tensor:
+        path = self._chunk_file(x, y, model_key)
         if path is not None and path.exists():
             return self._load(path, x)
         with torch.random.fork_rng(devices=_rng_devices(x.device)), _captured_checks() as capture:
@@ -206,11 +208,20 @@ class AutoAttackSuite(Attack):
         return adversary
 
     # -- resume files ---------------------------------------------------------------------------
-    def _chunk_file(self, x: Tensor, y: Tensor) -> Path | None:
+    def _model_key(self) -> str:
+        """SHA-256 of the model's weights and buffers in NCHW order (the layout while attacking differs)."""
+        h = hashlib.sha256()
+        for name, t in self.model.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes() if t.dtype != torch.bfloat16
+                     else t.detach().float().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def _chunk_file(self, x: Tensor, y: Tensor, model_key: str) -> Path | None:
         if self.state_path is None:
             return None
         h = hashlib.sha256()
-        h.update(repr((self.name, float(self.eps), self.norm, self.seed, self.version)).encode())
+        h.update(repr((self.name, float(self.eps), self.norm, self.seed, self.version, model_key)).encode())
         h.update(x.detach().cpu().contiguous().numpy().tobytes())
         h.update(y.detach().cpu().numpy().tobytes())
         return self.state_path / f"{h.hexdigest()[:24]}.pt"

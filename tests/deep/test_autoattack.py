@@ -141,6 +141,9 @@ def test_interrupted_run_resumes_from_state_and_gives_the_same_numbers(tmp_path)
     assert resumed_model.calls < 2 * per_chunk  # only the last chunk was attacked again
     other_eps = autoattack("apgd-ce", model, 0.2, "linf", batch_size=4, state_path=tmp_path)(x[:4], y[:4])
     assert len(list(tmp_path.glob("*.pt"))) == 4 and other_eps.shape == (4, 1, 6, 6)  # never a stale chunk
+    other_model = tiny_conv(seed=5)
+    autoattack("apgd-ce", other_model, 0.1, "linf", batch_size=4, state_path=tmp_path)(x[:4], y[:4])
+    assert len(list(tmp_path.glob("*.pt"))) == 5  # another model's weights: its own chunk file
 
 
 def test_autoattack_checks_are_relayed_as_flags() -> None:
