@@ -99,7 +99,8 @@ def markdown(out: dict) -> str:
              f"- model: {out['model']}; clean accuracy {out['clean_accuracy']:.4f}",
              f"- CPU: {out['cpu']}; {out['threads']} torch threads; load average {out['load_before']} before, "
              f"{out['load_after']} after",
-             f"- torch {out['torch']}, pyautoattack {out['pyautoattack']}, batch {out['batch_size']}, seed {out['seed']}",
+             f"- torch {out['torch']}, pyautoattack {out['pyautoattack']}, batch {out['batch_size']}, "
+             f"seed {out['seed']}",
              "", "| variant | seconds | images/s | robust accuracy | speed vs aa_nchw |", "|---|---|---|---|---|"]
     base = out["results"]["aa_nchw"]["seconds"]
     labels = {"aa_fast": "aa-standard, ours (channels-last)", "aa_nchw": "AutoAttack on the plain NCHW model",

@@ -61,7 +61,8 @@ def external_loader(args: argparse.Namespace):
     chosen = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--model", args.model),
                                        ("--torchvision", args.torchvision)) if value]
     if len(chosen) != 1:
-        raise ValueError(f"give exactly one of --checkpoint, --model, --torchvision (got {', '.join(chosen) or 'none'})")
+        got = ", ".join(chosen) or "none"
+        raise ValueError(f"give exactly one of --checkpoint, --model, --torchvision (got {got})")
     if args.checkpoint:
         if args.weights or args.normalize or args.num_classes:
             raise ValueError("--weights, --normalize and --num-classes go with --model/--torchvision, not --checkpoint")

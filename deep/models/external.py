@@ -65,9 +65,12 @@ class Normalized(nn.Module):
         super().__init__()
         mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
         if mean_t.dim() != 1 or mean_t.shape != std_t.shape or mean_t.numel() == 0:
-            raise ValueError(f"normalize: mean and std need one value per channel each, got {list(mean)} and {list(std)}")
-        if not bool(torch.isfinite(mean_t).all()) or not bool((std_t > 0).all()) or not bool(torch.isfinite(std_t).all()):
-            raise ValueError(f"normalize: means must be finite and stds finite and > 0, got {list(mean)} and {list(std)}")
+            raise ValueError(f"normalize: mean and std need one value per channel each, "
+                             f"got {list(mean)} and {list(std)}")
+        finite = bool(torch.isfinite(mean_t).all()) and bool(torch.isfinite(std_t).all())
+        if not finite or not bool((std_t > 0).all()):
+            raise ValueError(f"normalize: means must be finite and stds finite and > 0, "
+                             f"got {list(mean)} and {list(std)}")
         self.model = model
         self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
         self.register_buffer("std", std_t.view(1, -1, 1, 1))
@@ -140,10 +143,12 @@ def _from_torchvision(name: str, num_classes: int | None) -> nn.Module:
 def _pyautoattack_example(num_classes: int | None) -> tuple[nn.Module, Path]:
     spec = importlib.util.find_spec("pyautoattack")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"model {PYAUTOATTACK_RESNET18!r} comes with the package 'pyautoattack': pip install pyautoattack")
+        raise ImportError(f"model {PYAUTOATTACK_RESNET18!r} comes with the package 'pyautoattack': "
+                          "pip install pyautoattack")
     examples = Path(next(iter(spec.submodule_search_locations))) / "examples"
     if num_classes not in (None, 10):
-        raise ValueError(f"model {PYAUTOATTACK_RESNET18!r} is a CIFAR-10 model (10 classes), got num_classes={num_classes}")
+        raise ValueError(f"model {PYAUTOATTACK_RESNET18!r} is a CIFAR-10 model (10 classes), "
+                         f"got num_classes={num_classes}")
     # examples/ is not a package; load its resnet.py by path (the authors' architecture, used as is)
     module_spec = importlib.util.spec_from_file_location("pyautoattack_examples_resnet", examples / "resnet.py")
     module = importlib.util.module_from_spec(module_spec)
@@ -196,7 +201,8 @@ def load_model(source: str, *, weights: str | os.PathLike | None = None,
     a run folder: as ``deep.train.load_run``)."""
     if not isinstance(source, str) or not source.strip():
         raise ValueError(f"model source must be a non-empty string, got {source!r}")
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2):
+    bad_count = isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+    if num_classes is not None and bad_count:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     recipe, sha = None, None
     if source == PYAUTOATTACK_RESNET18:
@@ -226,6 +232,5 @@ def load_model(source: str, *, weights: str | os.PathLike | None = None,
     if device is not None:
         model = model.to(device)
     model.eval()
-    return LoadedModel(model, source, kind, None if weights is None else str(weights), sha,
-                       None if normalize is None else (tuple(map(float, normalize[0])), tuple(map(float, normalize[1]))),
-                       recipe)
+    stats = None if normalize is None else (tuple(map(float, normalize[0])), tuple(map(float, normalize[1])))
+    return LoadedModel(model, source, kind, None if weights is None else str(weights), sha, stats, recipe)

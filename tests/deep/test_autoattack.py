@@ -77,7 +77,8 @@ def test_model_is_handed_back_bit_identical_and_attacked_channels_last() -> None
     model[1].eval()  # a mixed flag must come back as it was
     before = {k: v.clone() for k, v in model.state_dict().items()}
     seen = []
-    model[0].register_forward_pre_hook(lambda m, _: seen.append(m.weight.is_contiguous(memory_format=torch.channels_last)))
+    cl = torch.channels_last
+    model[0].register_forward_pre_hook(lambda m, _: seen.append(m.weight.is_contiguous(memory_format=cl)))
     autoattack("apgd-ce", model, 0.3, "linf")(x, y)
     assert sum(seen) >= 100 and len(seen) - sum(seen) <= 1  # all but the input check ran channels-last
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
