@@ -6,6 +6,7 @@ Labels are y ∈ {−1, +1}; logistic regression has P(y = 1 | x) = σ(wᵀx + b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -145,27 +146,9 @@ def l1_vs_adversarial(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray, eps
 Method = Literal["plain", "l1", "adversarial"]
 
 
-def train_logistic(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    method: Method = "plain",
-    eps: float = 0.0,
-    lam: float = 0.0,
-    alpha: float = 0.0,
-    maxiter: int = 2000,
-) -> tuple[np.ndarray, float]:
-    """Fit logistic regression (y ∈ {±1}) by exact minimisation; returns (w, b).
-
-    method="plain":       mean ζ(−y(wᵀx+b))
-    method="l1":          mean ζ(−y(wᵀx+b)) + lam·‖w‖₁
-    method="adversarial": alpha·mean ζ(−y(wᵀx+b)) + (1−alpha)·mean ζ(eps‖w‖₁ − y(wᵀx+b))
-                          (GF's J̃ with FGSM regenerated at every step is exactly this, since the
-                          FGSM point is the exact worst case; GF used alpha = 0.5, 0 = pure worst case)
-    ‖w‖₁ is not smooth, so w = u − v with u, v ≥ 0 and ‖w‖₁ replaced by Σ(u+v): both objectives
-    increase in Σ(u+v) at fixed w, so the optimum has u_i·v_i = 0 and the smooth bound-constrained
-    problem (L-BFGS-B) has the same minimiser.
-    """
+def _train_args(x: np.ndarray, y: np.ndarray, method: str, eps: float, lam: float,
+                alpha: float) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """Validated (x, y, eps, lam, alpha) of ``train_logistic``."""
     if np.ndim(x) != 2:
         raise ValueError(f"x must have shape [n, d], got {np.shape(x)}")
     _, _, x, y = _check(np.zeros(np.shape(x)[1]), 0.0, x, y)
@@ -180,6 +163,12 @@ def train_logistic(
         raise ValueError("method='l1' takes its strength in lam, not eps")
     if method == "adversarial" and lam:
         raise ValueError("method='adversarial' takes its strength in eps, not lam")
+    return x, y, eps, lam, alpha
+
+
+def _logistic_objective(x: np.ndarray, y: np.ndarray, method: str, eps: float, lam: float,
+                        alpha: float) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """``train_logistic``'s objective and gradient in θ = (u, v, b), w = u − v."""
     n, d = x.shape
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -206,6 +195,33 @@ def train_logistic(
         grad = np.concatenate([g_w + g_l1, -g_w + g_l1, [g_b]])
         return float(f), grad
 
+    return objective
+
+
+def train_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    method: Method = "plain",
+    eps: float = 0.0,
+    lam: float = 0.0,
+    alpha: float = 0.0,
+    maxiter: int = 2000,
+) -> tuple[np.ndarray, float]:
+    """Fit logistic regression (y ∈ {±1}) by exact minimisation; returns (w, b).
+
+    method="plain":       mean ζ(−y(wᵀx+b))
+    method="l1":          mean ζ(−y(wᵀx+b)) + lam·‖w‖₁
+    method="adversarial": alpha·mean ζ(−y(wᵀx+b)) + (1−alpha)·mean ζ(eps‖w‖₁ − y(wᵀx+b))
+                          (GF's J̃ with FGSM regenerated at every step is exactly this, since the
+                          FGSM point is the exact worst case; GF used alpha = 0.5, 0 = pure worst case)
+    ‖w‖₁ is not smooth, so w = u − v with u, v ≥ 0 and ‖w‖₁ replaced by Σ(u+v): both objectives
+    increase in Σ(u+v) at fixed w, so the optimum has u_i·v_i = 0 and the smooth bound-constrained
+    problem (L-BFGS-B) has the same minimiser.
+    """
+    x, y, eps, lam, alpha = _train_args(x, y, method, eps, lam, alpha)
+    d = x.shape[1]
+    objective = _logistic_objective(x, y, method, eps, lam, alpha)
     theta0 = np.zeros(2 * d + 1)
     bounds = [(0.0, None)] * (2 * d) + [(None, None)]
     res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
