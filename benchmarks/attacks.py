@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +107,7 @@ def success_rate(model: nn.Module, x_adv: Tensor, y: Tensor) -> float:
         return (model(x_adv).argmax(1) != y).float().mean().item()
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=128, help="images per attack call")
     p.add_argument("--steps", type=int, default=40, help="PGD steps")
@@ -120,19 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw (default: $ADVFEAT_DATA)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    return p
 
-    import torchattacks  # only in .bench-venv, see the module docstring
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    data_root = resolve_data_root(args.data_root)
-    model, model_name = build_smallcnn()
-    x_train, y_train = load_mnist(data_root, train=True)
-    train_briefly(model, x_train, y_train, args.train_steps, 128, args.seed)
-    x_test, y_test = load_mnist(data_root, train=False)
-    x, y = x_test[: args.batch], y_test[: args.batch]
-    clean_acc = 1 - success_rate(model, x, y)
+Maker = Callable[[float], Callable[[Tensor, Tensor], Tensor]]
+
+
+def _variants(model: nn.Module, x: Tensor, args: argparse.Namespace, torchattacks: Any) -> dict[str, tuple[Maker, Tensor]]:
+    """Each timed variant: a function of ε that builds the attack, and its input batch."""
     random_start = not args.no_random_start
 
     def ours(eps: float, bf16: bool = False, layout: bool | None = None) -> Callable[[Tensor, Tensor], Tensor]:
@@ -149,13 +145,18 @@ def main(argv: list[str] | None = None) -> dict:
     model_cl = build_smallcnn()[0]
     model_cl.load_state_dict(model.state_dict())
     model_cl = model_cl.to(memory_format=torch.channels_last).eval()
-    variants: dict[str, tuple[Callable[[float], Callable[[Tensor, Tensor], Tensor]], Tensor]] = {
+    return {
         "torchattacks": (lambda e: theirs(model, e), x),
         "ours": (lambda e: ours(e), x),
         "ours_nchw_forced": (lambda e: ours(e, layout=False), x),
         "ours_bf16": (lambda e: ours(e, bf16=True), x),
         "torchattacks_cl_model": (lambda e: theirs(model_cl, e), x),
     }
+
+
+def _measure(model: nn.Module, variants: dict[str, tuple[Maker, Tensor]], y: Tensor,
+             args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Time every variant at ε, then its success rate at ε and at the check ε."""
     timed = time_round_robin({name: (make(args.eps), inputs) for name, (make, inputs) in variants.items()},
                              y, args.repeats)
     results = {}
@@ -167,16 +168,38 @@ def main(argv: list[str] | None = None) -> dict:
     base = results["torchattacks"]["images_per_s"]
     for r in results.values():
         r["ratio_vs_torchattacks"] = r["images_per_s"] / base
-    out = {"model": model_name, "batch": args.batch, "steps": args.steps, "eps": args.eps, "alpha": args.alpha,
-           "check_eps": args.check_eps, "random_start": random_start, "threads": args.threads,
-           "clean_accuracy": clean_acc, "torch": torch.__version__, "torchattacks": torchattacks.__version__,
-           "results": results}
-    print(f"{model_name}, batch {args.batch}, PGD-{args.steps} ℓ∞ ε={args.eps} α={args.alpha}, "
-          f"{args.threads} threads, clean acc {clean_acc:.3f}")
+    return results
+
+
+def _print_table(out: dict, args: argparse.Namespace) -> None:
+    print(f"{out['model']}, batch {args.batch}, PGD-{args.steps} ℓ∞ ε={args.eps} α={args.alpha}, "
+          f"{args.threads} threads, clean acc {out['clean_accuracy']:.3f}")
     print(f"{'variant':<20}{'img/s':>9}{'ratio':>8}{'success@ε':>11}{f'success@{args.check_eps}':>14}")
-    for name, r in results.items():
+    for name, r in out["results"].items():
         print(f"{name:<20}{r['images_per_s']:>9.1f}{r['ratio_vs_torchattacks']:>8.2f}"
               f"{r['success']:>11.3f}{r['success_check_eps']:>14.3f}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parser().parse_args(argv)
+
+    import torchattacks  # only in .bench-venv, see the module docstring
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data_root = resolve_data_root(args.data_root)
+    model, model_name = build_smallcnn()
+    x_train, y_train = load_mnist(data_root, train=True)
+    train_briefly(model, x_train, y_train, args.train_steps, 128, args.seed)
+    x_test, y_test = load_mnist(data_root, train=False)
+    x, y = x_test[: args.batch], y_test[: args.batch]
+    clean_acc = 1 - success_rate(model, x, y)
+    results = _measure(model, _variants(model, x, args, torchattacks), y, args)
+    out = {"model": model_name, "batch": args.batch, "steps": args.steps, "eps": args.eps, "alpha": args.alpha,
+           "check_eps": args.check_eps, "random_start": not args.no_random_start, "threads": args.threads,
+           "clean_accuracy": clean_acc, "torch": torch.__version__, "torchattacks": torchattacks.__version__,
+           "results": results}
+    _print_table(out, args)
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=2))
     return out
