@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -35,16 +34,7 @@ from torch import Tensor, nn
 from deep.attacks.autoattack import autoattack, package_version
 from deep.attacks.registry import build_attack, parse_attack
 from deep.dataroot import resolve_data_root
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from deep.precision import cpu_model
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int = 500) -> float:
