@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from deep.attacks import PGD
 
 if TYPE_CHECKING:  # the recipe imports this module; the reverse import is for types only
     from deep.train.recipe import Recipe, ThreatConfig
@@ -95,6 +98,19 @@ class TrainingMethod:
     def step(self, model: nn.Module, attack: Any, x: Tensor, y: Tensor) -> StepOutput:
         """The loss of one batch (model in train mode)."""
         raise NotImplementedError
+
+    def threat_pgd(self, model: nn.Module, generator: torch.Generator, *, random_start: bool | str, loss: str) -> PGD:
+        """PGD at the recipe's threat (ε, steps, norm) and step size: the inner maximisation of pgd/trades/mart."""
+        t = self.recipe.threat
+        return PGD(model, t.eps, self.recipe.step_size(), t.steps, t.norm, random_start=random_start, loss=loss,
+                   bf16=self.recipe.bf16, generator=generator)
+
+    def cross_entropy(self, model: nn.Module, x_in: Tensor, y: Tensor, *, adversarial: bool) -> StepOutput:
+        """CE(p(x_in), y) under the recipe's autocast; the logits count as adversarial or clean accuracy."""
+        with autocast(self.recipe.bf16, x_in.device):
+            logits = model(x_in)
+            loss = F.cross_entropy(logits.float(), y)
+        return StepOutput(loss, None, logits) if adversarial else StepOutput(loss, logits, None)
 
     def two_views(self, model: nn.Module, attack: Any, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """(logits on x, logits on attack(x, y)): one forward pass per view, as the official TRADES/MART code."""

@@ -5,12 +5,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deep.attacks import FastFGSM
 
-from .base import MethodConfig, StepOutput, TrainingMethod, autocast, register_method
+from .base import MethodConfig, StepOutput, TrainingMethod, register_method
 
 if TYPE_CHECKING:
     from deep.train.recipe import ThreatConfig
@@ -39,7 +38,4 @@ class Fast(TrainingMethod):
                         generator=generator)
 
     def step(self, model: nn.Module, attack: Any, x: Tensor, y: Tensor) -> StepOutput:
-        x_adv = attack(x, y)
-        with autocast(self.recipe.bf16, x.device):
-            logits_adv = model(x_adv)
-            return StepOutput(F.cross_entropy(logits_adv.float(), y), None, logits_adv)
+        return self.cross_entropy(model, attack(x, y), y, adversarial=True)

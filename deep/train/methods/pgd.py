@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deep.attacks import PGD
@@ -53,15 +52,11 @@ class MadryPGD(TrainingMethod):
     Config = PGDConfig
 
     def make_attack(self, model: nn.Module, generator: torch.Generator) -> PGD:
-        t = self.recipe.threat
-        return PGD(model, t.eps, self.recipe.step_size(), t.steps, t.norm, random_start=True, loss="ce",
-                   bf16=self.recipe.bf16, generator=generator)
+        return self.threat_pgd(model, generator, random_start=True, loss="ce")
 
     def step(self, model: nn.Module, attack: Any, x: Tensor, y: Tensor) -> StepOutput:
         if self.config.perturb != "all":
             x_adv = perturb_subset(self.config.perturb, model, attack, x, y, bf16=self.recipe.bf16)
         else:
             x_adv = attack(x, y)
-        with autocast(self.recipe.bf16, x.device):
-            logits_adv = model(x_adv)
-            return StepOutput(F.cross_entropy(logits_adv.float(), y), None, logits_adv)
+        return self.cross_entropy(model, x_adv, y, adversarial=True)

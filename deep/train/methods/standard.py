@@ -4,10 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import MethodConfig, StepOutput, TrainingMethod, autocast, register_method
+from .base import MethodConfig, StepOutput, TrainingMethod, register_method
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,4 @@ class Standard(TrainingMethod):
     adversarial = False
 
     def step(self, model: nn.Module, attack: Any, x: Tensor, y: Tensor) -> StepOutput:
-        with autocast(self.recipe.bf16, x.device):
-            logits = model(x)
-            return StepOutput(F.cross_entropy(logits.float(), y), logits, None)
+        return self.cross_entropy(model, x, y, adversarial=False)

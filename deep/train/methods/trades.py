@@ -30,9 +30,7 @@ class TRADES(TrainingMethod):
     Config = TRADESConfig
 
     def make_attack(self, model: nn.Module, generator: torch.Generator) -> PGD:
-        t = self.recipe.threat
-        return PGD(model, t.eps, self.recipe.step_size(), t.steps, t.norm, random_start="normal", loss="kl",
-                   bf16=self.recipe.bf16, generator=generator)
+        return self.threat_pgd(model, generator, random_start="normal", loss="kl")
 
     def step(self, model: nn.Module, attack: Any, x: Tensor, y: Tensor) -> StepOutput:
         logits_nat, logits_adv = self.two_views(model, attack, x, y)
