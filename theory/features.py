@@ -150,17 +150,8 @@ def _finite_difference_grad(f: FeatureFn, x: np.ndarray, h: float = 1e-5) -> np.
     return grad
 
 
-def pgd_worst_case(
-    f: FeatureFn,
-    x: np.ndarray,
-    y: np.ndarray,
-    eps: float,
-    *,
-    norm: Norm = "linf",
-    grad_f: FeatureFn | None = None,
-    steps: int = 50,
-    alpha: float | None = None,
-) -> np.ndarray:
+def pgd_worst_case(f: FeatureFn, x: np.ndarray, y: np.ndarray, eps: float, *, norm: Norm = "linf",
+                   grad_f: FeatureFn | None = None, steps: int = 50, alpha: float | None = None) -> np.ndarray:
     """PGD estimate of inf_{‖δ‖≤eps} y·f(x+δ), per example (the best value seen, from δ = 0).
 
     f maps [n, d] → [n]; grad_f maps [n, d] → [n, d] (central finite differences when None).
@@ -197,18 +188,11 @@ def pgd_worst_case(
     return best
 
 
-def robust_usefulness(
-    f: FeatureFn | LinearFeature,
-    x: np.ndarray,
-    y: np.ndarray,
-    eps: float,
-    *,
-    norm: Norm = "linf",
-    grad_f: FeatureFn | None = None,
-    steps: int = 50,
-    alpha: float | None = None,
-) -> float:
-    """γ = E[inf_{‖δ‖≤eps} y·f(x+δ)] on a sample: exact for a LinearFeature, PGD otherwise."""
+def robust_usefulness(f: FeatureFn | LinearFeature, x: np.ndarray, y: np.ndarray, eps: float, *,
+                      norm: Norm = "linf", grad_f: FeatureFn | None = None, steps: int = 50,
+                      alpha: float | None = None) -> float:
+    """γ = E[inf_{‖δ‖≤eps} y·f(x+δ)] on a sample: exact for a LinearFeature, PGD otherwise (same options
+    as ``pgd_worst_case``)."""
     if isinstance(f, LinearFeature):
         return float(linear_worst_case(f, x, y, eps, norm).mean())
     return float(pgd_worst_case(f, x, y, eps, norm=norm, grad_f=grad_f, steps=steps, alpha=alpha).mean())
