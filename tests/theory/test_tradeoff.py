@@ -22,6 +22,12 @@ from theory.tradeoff import (
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
+def model_draws(p_max: float, eta_max: float, d_max: int) -> dict[str, st.SearchStrategy]:
+    """Hypothesis strategies for TradeoffModel(p, eta, d) and a generator seed."""
+    return {"p": st.floats(0.5, p_max), "eta": st.floats(0.05, eta_max), "d": st.integers(1, d_max),
+            "seed": st.integers(0, 2**31 - 1)}
+
+
 def mc_tol(acc: float, n: int, z: float = 5.0) -> float:
     """z binomial standard errors (plus a floor for accuracies near 0 or 1)."""
     return z * math.sqrt(max(acc * (1 - acc), 1e-4) / n)
@@ -91,13 +97,7 @@ def test_sample_is_seeded_and_has_the_model_moments() -> None:
 
 # ------------------------------------------------- exact accuracy vs Monte Carlo
 @SETTINGS
-@given(
-    p=st.floats(0.5, 1.0),
-    eta=st.floats(0.05, 1.5),
-    d=st.integers(1, 8),
-    eps=st.floats(0.0, 1.5),
-    seed=st.integers(0, 2**31 - 1),
-)
+@given(**model_draws(p_max=1.0, eta_max=1.5, d_max=8), eps=st.floats(0.0, 1.5))
 def test_linear_accuracy_matches_monte_carlo(p: float, eta: float, d: int, eps: float, seed: int) -> None:
     m = TradeoffModel(p, eta, d)
     rng = np.random.default_rng(seed)
@@ -166,7 +166,7 @@ def test_bayes_classifier_agrees_with_the_direct_posterior() -> None:
 
 
 @SETTINGS
-@given(p=st.floats(0.5, 0.999), eta=st.floats(0.05, 1.5), d=st.integers(1, 12), seed=st.integers(0, 2**31 - 1))
+@given(**model_draws(p_max=0.999, eta_max=1.5, d_max=12))
 def test_bayes_accuracy_beats_every_linear_classifier(p: float, eta: float, d: int, seed: int) -> None:
     m = TradeoffModel(p, eta, d)
     ws = np.random.default_rng(seed).standard_normal((50, m.dim))
@@ -210,13 +210,7 @@ def test_proof_adversary_is_an_l_inf_shift_of_two_eta_with_the_stated_law() -> N
 
 
 @SETTINGS
-@given(
-    p=st.floats(0.5, 0.99),
-    eta=st.floats(0.05, 0.45),
-    d=st.integers(1, 30),
-    extra=st.floats(0.0, 0.05),
-    seed=st.integers(0, 2**31 - 1),
-)
+@given(**model_draws(p_max=0.99, eta_max=0.45, d_max=30), extra=st.floats(0.0, 0.05))
 def test_theorem_2_1_holds_for_linear_families(p: float, eta: float, d: int, extra: float, seed: int) -> None:
     m = TradeoffModel(p, eta, d)
     eps = 2 * eta + extra
