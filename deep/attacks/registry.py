@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from deep.units import check_eps, parse_eps, parse_norm
 
 __all__ = ["AttackSpec", "MAX_RESTARTS", "MAX_STEPS", "build_attack", "known_attacks", "parse_attack",
-           "parse_eps", "register_attack", "resolve_spec", "unregister_attack"]
+           "is_resumable", "parse_eps", "register_attack", "resolve_spec", "unregister_attack"]
 
 MAX_STEPS = 100_000
 MAX_RESTARTS = 1_000
@@ -73,6 +73,7 @@ class _Entry:
     description: str
     forms: tuple[str, ...]
     alpha_rule: AlphaRule | None
+    resumable: bool = False  # the builder takes state_path= and resumes an interrupted run from it
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -104,7 +105,7 @@ def _pattern_parser(kind: str, pattern: str) -> Parser:
 
 def register_attack(kind: str, *, builder: Builder | None = None, pattern: str | None = None,
                     parser: Parser | None = None, description: str, forms: tuple[str, ...] | None = None,
-                    alpha_rule: AlphaRule | None = None, replace: bool = False) -> Any:
+                    alpha_rule: AlphaRule | None = None, replace: bool = False, resumable: bool = False) -> Any:
     """Register an attack family; usable as a decorator on the builder.
 
     kind: the family key stored in ``AttackSpec.kind``. Names are matched by ``parser(name) ->
@@ -112,6 +113,7 @@ def register_attack(kind: str, *, builder: Builder | None = None, pattern: str |
     builder(spec, model, *, eps, norm, seed, bf16) -> callable(x, y) -> x_adv (spec.alpha resolved).
     forms: how the names are shown in help texts and errors (default: ``(kind,)``).
     alpha_rule(spec, eps, alpha) -> the step size to record (default: the caller's alpha).
+    resumable: the builder accepts ``state_path=`` (a folder) and resumes an interrupted run from it.
     """
     if pattern is not None and parser is not None:
         raise ValueError(f"register_attack({kind!r}): give pattern or parser, not both")
@@ -121,7 +123,7 @@ def register_attack(kind: str, *, builder: Builder | None = None, pattern: str |
         parser = _pattern_parser(kind, pattern if pattern is not None else re.escape(kind))
 
     def add(fn: Builder) -> Builder:
-        _REGISTRY[kind] = _Entry(kind, parser, fn, description, forms or (kind,), alpha_rule)
+        _REGISTRY[kind] = _Entry(kind, parser, fn, description, forms or (kind,), alpha_rule, resumable)
         return fn
     return add(builder) if builder is not None else add
 
@@ -178,6 +180,11 @@ def _entry(spec: AttackSpec) -> _Entry:
     if spec.kind not in _REGISTRY:
         raise ValueError(f"attack kind {spec.kind!r} is not registered; known: {', '.join(known_attacks())}")
     return _REGISTRY[spec.kind]
+
+
+def is_resumable(spec: AttackSpec) -> bool:
+    """Whether the spec's family resumes from a ``state_path`` (AutoAttack's suites do)."""
+    return _entry(spec).resumable
 
 
 def resolve_spec(spec: AttackSpec, *, eps: float | str, alpha: float | None = None) -> AttackSpec:

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     model, split, recipe = load_model_and_split(args, external_loader(args))
     with output_folder(args.out, "eval") as out:
         result = evaluate(model, split, args.attacks, eps=args.eps, norm=args.norm, batch_size=args.batch_size,
-                          alpha=args.alpha, seed=args.seed, progress=args.progress)
+                          alpha=args.alpha, seed=args.seed, progress=args.progress,
+                          state_dir=out / "attack-state")  # AutoAttack resumes from here after Ctrl-C
         result["checkpoint"] = str(args.checkpoint)
         result["dataset"] = args.dataset or recipe["dataset"]
         result["split"] = args.split

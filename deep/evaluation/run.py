@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from deep.attacks.base import check_logits, eval_mode, model_device, model_dtype
-from deep.attacks.registry import AttackSpec, build_attack, parse_attack, resolve_spec
+from deep.attacks.registry import AttackSpec, build_attack, is_resumable, parse_attack, resolve_spec
 from deep.progress import progress_enabled
 from deep.units import check_eps, parse_norm
 
@@ -126,16 +127,26 @@ def _run_batches(model: nn.Module, data: Any, attacks: dict[str, Any], *, batch_
     return tally
 
 
+def _resume_options(spec: AttackSpec, state_dir: str | Path | None) -> dict[str, Any]:
+    if state_dir is None or not is_resumable(spec):
+        return {}
+    return {"state_path": Path(state_dir) / spec.name}
+
+
 def evaluate(model: nn.Module, data: Any, suite: Sequence[str], *, eps: float | str, norm: str = "linf",
              batch_size: int = 256, alpha: float | None = None, seed: int = 0, progress: bool = True,
-             bf16: bool = False) -> EvalResult:
+             bf16: bool = False, state_dir: str | Path | None = None) -> EvalResult:
     """Clean and per-attack accuracy, the per-example worst case, and Goodfellow's confidence statistic.
 
     data: tensors (x, y), a split with .x/.y, a DataLoader or a Dataset of (image, label); streamed.
     eps: a number or a string such as "8/255" (at most 1 for ℓ∞, sqrt(C·H·W) for ℓ2).
+    state_dir: where resumable attacks (AutoAttack's suites) keep per-batch state, one folder per
+        attack; an interrupted evaluation called again with the same folder redoes only what is missing
+        and gives the same numbers.
     """
     norm, eps, specs = _setup(suite, data, eps, norm, alpha)
-    attacks = {spec.name: build_attack(spec, model, eps=eps, norm=norm, seed=seed, bf16=bf16) for spec in specs}
+    attacks = {spec.name: build_attack(spec, model, eps=eps, norm=norm, seed=seed, bf16=bf16,
+                                       **_resume_options(spec, state_dir)) for spec in specs}
     tally = _run_batches(model, data, attacks, batch_size=batch_size, bf16=bf16, progress=progress)
     robust = tally.correct("clean")
     correct = {"clean": robust.numpy()}
