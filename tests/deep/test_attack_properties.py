@@ -22,12 +22,7 @@ SHAPE = (1, 2, 3)
 PROPS = settings(max_examples=25, deadline=None, derandomize=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/deep/conftest.py
 
 
 def linear(seed: int, classes: int = 3) -> nn.Module:

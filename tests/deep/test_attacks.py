@@ -53,13 +53,7 @@ class MLP(nn.Module):
         return self.head(self.features(x))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run ~50x faster on one thread when the 2 shared cores are busy (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/deep/conftest.py
 
 
 def interior_data(n: int, num_classes: int, seed: int) -> tuple[Tensor, Tensor]:

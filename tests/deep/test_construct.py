@@ -40,12 +40,7 @@ class TinyNet(nn.Module):
         return self.head(self.features(x))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/deep/conftest.py
 
 
 def make_data(n: int, seed: int) -> tuple[Tensor, Tensor]:

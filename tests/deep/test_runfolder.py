@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _tiny import write_tiny_npz
+from _tiny import tiny_recipe
 from deep import io as dio
 from deep.runfolder import TRAIN_SCHEMA, RunFolder, TrainResult, load_run, resolve_dataset, store_relative
 from deep.train import Recipe, train
@@ -18,16 +18,8 @@ from deep.train import Recipe, train
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
-
-
 def _recipe(tiny_name: str, **kw) -> Recipe:
-    base = dict(dataset=tiny_name, model="mlp", method="pgd", epochs=2, batch_size=32, lr=0.05, eps=0.1,
-                steps=2, eval_n=16, eval_steps=2, schedule="cyclic", seed=3)
-    base.update(kw)
-    return Recipe.from_dict(base)
+    return Recipe.from_dict(tiny_recipe(tiny_name, **{"method": "pgd", "schedule": "cyclic", **kw}))
 
 
 @pytest.fixture(scope="module")

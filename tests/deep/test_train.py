@@ -8,23 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from _tiny import write_tiny_npz
+from _tiny import tiny_recipe
 from deep.train import Recipe, load_run, train
 from deep.train.schedule import lr_factor
 
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
-
-
 def _recipe(tiny_name: str, **kw) -> Recipe:
-    base = dict(dataset=tiny_name, model="mlp", method="standard", epochs=2, batch_size=32, lr=0.05, eps=0.1,
-                steps=2, eval_n=16, eval_steps=2, schedule="constant", seed=3)
-    base.update(kw)
-    return Recipe.from_dict(base)
+    return Recipe.from_dict(tiny_recipe(tiny_name, **kw))
 
 
 # -- Recipe ------------------------------------------------------------------------------------------

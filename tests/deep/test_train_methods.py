@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _tiny import write_tiny_npz
+from _tiny import tiny_recipe
 from deep.train import Recipe, add_recipe_arguments, recipe_from_args, train
 from deep.train.methods import (MARTConfig, MethodConfig, PGDConfig, StepOutput, TrainingMethod, autocast,
                                 method_names, register_method)
@@ -20,15 +20,8 @@ from deep.train.methods.base import knob, require
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
-
-
 def _flat(tiny: str, **kw) -> dict:
-    base = dict(dataset=tiny, model="mlp", method="standard", epochs=1, batch_size=32, lr=0.05, eps=0.1,
-                steps=2, eval_n=16, eval_steps=2, schedule="constant", seed=3)
-    return {**base, **kw}
+    return tiny_recipe(tiny, **{"epochs": 1, **kw})
 
 
 # -- a new method, registered here and nowhere else --------------------------------------------------
