@@ -19,6 +19,7 @@ Accuracies are fractions in the metrics and percent here. Each renderer lists it
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,21 @@ def _n(e: Entry) -> int:
     return int((e.metrics or {}).get("n", 0))
 
 
+def _done_rows(by: dict[tuple[str, str], Entry], dataset: str, names: tuple[str, ...], lines: list[str],
+               n_blank: int) -> Iterator[tuple[str, Entry]]:
+    """(row, entry) for each of ``names`` on ``dataset`` with metrics, in order. Rows without an entry are
+    skipped; for an entry without metrics a MISSING table row (then ``n_blank`` empty cells) is appended
+    to ``lines`` as the loop reaches it, so the table keeps the order of ``names``."""
+    for row in names:
+        e = by.get((dataset, row))
+        if e is None:
+            continue
+        if e.metrics is None:
+            lines.append(f"| {ROW_LABELS.get(row, row)} | MISSING ({e.state}) |" + " |" * n_blank)
+            continue
+        yield row, e
+
+
 def _diff_cell(a: Entry, b: Entry, col: str) -> str:
     """a − b in percentage points with ±2 standard errors of the difference (independent binomials)."""
     va, vb = _get(a.metrics, col), _get(b.metrics, col)
@@ -130,13 +146,7 @@ def render_table2(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
         lines += [f"`{dataset}`{note}:", "",
                   "| defence | " + " | ".join(c for c, _ in COLUMNS) + " | n | run |",
                   "|---|" + "---|" * (len(COLUMNS) + 2)]
-        for row in ("pgd", "trades", "mart"):
-            e = rows.get((dataset, row))
-            if e is None:
-                continue
-            if e.metrics is None:
-                lines.append(f"| {ROW_LABELS[row]} | MISSING ({e.state}) |" + " |" * (len(COLUMNS) + 1))
-                continue
+        for row, e in _done_rows(rows, dataset, ("pgd", "trades", "mart"), lines, len(COLUMNS) + 1):
             paper = PAPER_TABLE2.get(pk or "", {}).get(row)
             cells = []
             for j, (col, _) in enumerate(COLUMNS):
@@ -191,13 +201,7 @@ def _comparison(entries: list[Entry], out_dir: Path, stem: str, caption: str, *,
         b = by.get((dataset, base))
         lines += [f"`{dataset}`:", "", "| training | " + " | ".join(cols) + f" | PGD-20 − {ROW_LABELS.get(base, base)} "
                   "(pp, ± 2 SE) | n | run |", "|---|" + "---|" * (len(cols) + 3)]
-        for row in (base, *rows):
-            e = by.get((dataset, row))
-            if e is None:
-                continue
-            if e.metrics is None:
-                lines.append(f"| {ROW_LABELS.get(row, row)} | MISSING ({e.state}) |" + " |" * (len(cols) + 2))
-                continue
+        for row, e in _done_rows(by, dataset, (base, *rows), lines, len(cols) + 2):
             diff = "—" if row == base or b is None or b.metrics is None else _diff_cell(e, b, "PGD-20")
             lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(_pct(_get(e.metrics, c)) for c in cols)
                          + f" | {diff} | {_n(e)} | `{e.run.hash}` |")
