@@ -11,6 +11,7 @@ A renderer lists its runs that are not done as MISSING; nothing is drawn from a 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,22 @@ def _diff(ours: float | None, paper: float | None) -> str:
 
 def _missing(entries: list[Entry]) -> list[str]:
     return [f"- MISSING `{e.run.hash}` {e.run.label()} — {e.state}" for e in entries if e.metrics is None]
+
+
+def _missing_list(entries: list[Entry]) -> list[str]:
+    """A blank line, "Missing runs (k):" and one line per run without metrics; nothing if none."""
+    missing = _missing(entries)
+    return ["", f"Missing runs ({len(missing)}):", *missing] if missing else []
+
+
+def _missing_rows(entries: list[Entry], label: Callable[[Entry], str], n_blank: int) -> list[str]:
+    """A table row "| label | MISSING (state) |" + n_blank empty cells + the run hash, per run without metrics."""
+    return [f"| {label(e)} | MISSING ({e.state}) |" + " |" * n_blank + f" `{e.run.hash}` |"
+            for e in entries if e.metrics is None]
+
+
+def _paper_label(e: Entry) -> str:
+    return PAPER.get(_row_key(e), (_row_key(e),))[0]
 
 
 def _setting(entries: list[Entry]) -> str:
@@ -108,17 +125,12 @@ def render_table(entries: list[Entry], out_dir: Path, stem: str, caption: str) -
         lines.append(f"| {r['label']} | {_pct(r['clean'], 2)} | {_num(r['paper_clean'], 2)} | {_pct(r['fgsm'])} | "
                      f"{_num(r['paper_fgsm'])} | {_diff(r['fgsm'], r['paper_fgsm'])} | {_pct(r['conf'])} | "
                      f"{_num(r['paper_conf'])} | {r['paper_model']} | `{r['hash']}` |")
-    for e in entries:
-        if e.metrics is None:
-            label = PAPER.get(_row_key(e), (_row_key(e),))[0]
-            lines.append(f"| {label} | MISSING ({e.state}) | | | | | | | | `{e.run.hash}` |")
+    lines += _missing_rows(entries, _paper_label, 7)
     rbf = [r for r in rows if r.get("rbf")]
     for r in rbf:
         lines += ["", f"RBF units' largest response (in (0, 1]): {r['rbf']['clean']:.3f} on clean test images, "
                       f"{r['rbf']['fgsm']:.3f} on their FGSM examples."]
-    missing = _missing(entries)
-    if missing:
-        lines += ["", f"Missing runs ({len(missing)}):", *missing]
+    lines += _missing_list(entries)
     if not rows:
         return lines + ["", "No figure: every run of this table is MISSING."]
     fig, axes = subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True)
@@ -211,13 +223,8 @@ def render_fig4(entries: list[Entry], out_dir: Path, stem: str, caption: str) ->
         lines.append(f"| {label} | {f4['summary_n']} | {s['r2_median']:.3f} | {s['r2_min']:.3f} | "
                      f"{s['argmax_changes_mean']:.2f} | {_pct(s['wrong_fraction_beyond_eps'])}% | "
                      f"{_num(s['flip_eps_median'], 3)} | {s['never_flipped']} | `{e.run.hash}` |")
-    for e in entries:
-        if e.metrics is None:
-            lines.append(f"| {PAPER.get(_row_key(e), (_row_key(e),))[0]} | MISSING ({e.state}) | | | | | | | "
-                         f"`{e.run.hash}` |")
-    missing = _missing(entries)
-    if missing:
-        lines += ["", f"Missing runs ({len(missing)}):", *missing]
+    lines += _missing_rows(entries, _paper_label, 6)
+    lines += _missing_list(entries)
     if not done:
         return lines + ["", "No figure: every run of this figure is MISSING."]
     n_ex = min(3, min(len(e.metrics["figure4"]["labels"]) for e in done))
@@ -263,12 +270,8 @@ def render_l1(entries: list[Entry], out_dir: Path, stem: str, caption: str) -> l
                          f"{_pct(f['fgsm_error'])} | {_pct(f['fgsm_error_unboxed'])} | {f['w_l1']:.3g} | "
                          f"{_pct(f['zero_fraction'])}% | {tl['plain']:.3f} / {tl['adversarial']:.3f} / {tl['l1']:.3f} "
                          f"| `{e.run.hash}` |")
-    for e in entries:
-        if e.metrics is None:
-            lines.append(f"| {e.run.label()} | MISSING ({e.state}) | | | | | | | `{e.run.hash}` |")
-    missing = _missing(entries)
-    if missing:
-        lines += ["", f"Missing runs ({len(missing)}):", *missing]
+    lines += _missing_rows(entries, lambda e: e.run.label(), 6)
+    lines += _missing_list(entries)
     if not done:
         return lines + ["", "No figure: the run is MISSING."]
     fits = [f for e in done for f in e.metrics["fits"]]
