@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,15 +104,32 @@ def _validate(kind: str, x: Tensor, y: Tensor, num_classes: int) -> None:
         raise ValueError(f"kind={kind!r} needs at least 2 source images (starts are other images)")
 
 
-def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_dir: Path | str, *,
-                       num_classes: int, eps: float = 0.5, step: float = 0.1, steps: int | None = None,
-                       seed: int = 0, batch_size: int = 128, shard_size: int = DEFAULT_SHARD_SIZE,
-                       source: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Construct D̂_R / D̂_NR / D̂_rand / D̂_det from source tensors into `out_dir`; returns the provenance.
+@dataclass(frozen=True)
+class _Settings:
+    """The validated knobs of one build."""
 
-    `source` holds the provenance fields describing where x, y and the model came from
-    (source_dataset, source_split, source_model); they also enter the resume check.
-    """
+    kind: str
+    num_classes: int
+    eps: float
+    step: float
+    steps: int
+    seed: int
+    batch_size: int
+    shard_size: int
+
+    def params(self) -> dict[str, Any]:
+        """The ``params`` record of the plan and the provenance."""
+        params: dict[str, Any] = {"step": self.step, "steps": self.steps, "seed": self.seed,
+                                  "batch_size": self.batch_size, "shard_size": self.shard_size}
+        if self.kind in ("rand", "det"):
+            params.update(eps=self.eps, norm="l2", random_start=False, target_rule=adversarial.TARGET_RULES[self.kind])
+        else:
+            params.update(start_rule="another training image: seeded random derangement of the indices")
+        return params
+
+
+def _settings(kind: str, *, num_classes: int, eps: float, step: float, steps: int | None, seed: int,
+              batch_size: int, shard_size: int) -> _Settings:
     kind = check_kind(kind)
     steps = DEFAULT_STEPS[kind] if steps is None else steps
     eps, step = check_nonneg("eps", eps), check_nonneg("step", step)
@@ -121,24 +139,14 @@ def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_di
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     num_classes = check_count("num_classes", num_classes, minimum=2)
-    _validate(kind, x, y, num_classes)
-    x, y = x.detach().float().cpu(), y.detach().cpu()
-    out_dir = Path(out_dir)
-    source = dict(source or {})
-    if not isinstance(source.get("source_dataset"), str):
-        raise ValueError("source must name 'source_dataset' (the deep.data name the test split comes from)")
-    n = int(x.shape[0])
-    params: dict[str, Any] = {"step": step, "steps": steps, "seed": seed, "batch_size": batch_size,
-                              "shard_size": shard_size}
-    if kind in ("rand", "det"):
-        params.update(eps=eps, norm="l2", random_start=False, target_rule=adversarial.TARGET_RULES[kind])
-    else:
-        params.update(start_rule="another training image: seeded random derangement of the indices")
-    plan = {"schema": SCHEMA, "kind": kind, "n": n, "num_classes": num_classes, "shape": list(x.shape[1:]),
-            "params": params, "source": source}
-    check_plan(out_dir, plan)
+    return _Settings(kind, num_classes, eps, step, steps, seed, batch_size, shard_size)
 
-    starts = robust.derangement(n, seed) if kind in ("robust", "nonrobust") else None
+
+def _build_shards(s: _Settings, model: nn.Module, x: Tensor, y: Tensor, out_dir: Path, plan: dict[str, Any],
+                  progress: bool) -> list[dict[str, np.ndarray]]:
+    """Every shard's arrays: read from disk when finished earlier, else built and written."""
+    kind, n, shard_size = s.kind, int(x.shape[0]), s.shard_size
+    starts = robust.derangement(n, s.seed) if kind in ("robust", "nonrobust") else None
     num_shards = (n + shard_size - 1) // shard_size
     sizes = [min(shard_size, n - i * shard_size) for i in range(num_shards)]
     shards = [read_done_shard(out_dir, i, sizes[i], tuple(x.shape[1:])) for i in range(num_shards)]
@@ -149,27 +157,56 @@ def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_di
                 continue
             t0 = time.perf_counter()
             lo, hi = i * shard_size, i * shard_size + sizes[i]
-            arrays = _build_shard(kind, model, x, y, lo, hi, starts, num_classes=num_classes, eps=eps, step=step,
-                                  steps=steps, batch_size=batch_size, generator=shard_generator(seed, i), bar=bar)
+            arrays = _build_shard(kind, model, x, y, lo, hi, starts, num_classes=s.num_classes, eps=s.eps,
+                                  step=s.step, steps=s.steps, batch_size=s.batch_size,
+                                  generator=shard_generator(s.seed, i), bar=bar)
             arrays["seconds"] = np.array(time.perf_counter() - t0, dtype=np.float64)
             write_plan(out_dir, plan)  # only now: a build that fails before its first shard binds nothing
             write_shard(out_dir, i, arrays)
             shards[i] = arrays
+    return shards  # type: ignore[return-value]  # every entry is filled by now
 
-    per_example = {k: np.concatenate([s[k] for s in shards]) for k in shards[0] if k not in ("x", "seconds")}
-    if kind in ("rand", "det"):
-        statistics = adversarial.summarise(per_example, num_classes)
+
+def _provenance(s: _Settings, x: Tensor, source: dict[str, Any], shards: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """The provenance record: the plan's fields, per-kind statistics, timing and the shard files."""
+    n, num_shards = int(x.shape[0]), len(shards)
+    per_example = {k: np.concatenate([sh[k] for sh in shards]) for k in shards[0] if k not in ("x", "seconds")}
+    if s.kind in ("rand", "det"):
+        statistics = adversarial.summarise(per_example, s.num_classes)
     else:
         statistics = robust.summarise(per_example)
-    seconds = float(sum(float(s["seconds"]) for s in shards))
-    provenance = {
-        "schema": SCHEMA, "kind": kind, "n": n, "num_classes": num_classes, "shape": list(x.shape[1:]),
-        **source, "params": params, "statistics": statistics,
+    seconds = float(sum(float(sh["seconds"]) for sh in shards))
+    return {
+        "schema": SCHEMA, "kind": s.kind, "n": n, "num_classes": s.num_classes, "shape": list(x.shape[1:]),
+        **source, "params": s.params(), "statistics": statistics,
         "timing": {"seconds": seconds, "seconds_per_example": seconds / n, "num_shards": num_shards,
                    "threads": torch.get_num_threads()},
         "shards": [f"{SHARDS}/{shard_name(i)}" for i in range(num_shards)],
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_dir: Path | str, *,
+                       num_classes: int, eps: float = 0.5, step: float = 0.1, steps: int | None = None,
+                       seed: int = 0, batch_size: int = 128, shard_size: int = DEFAULT_SHARD_SIZE,
+                       source: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Construct D̂_R / D̂_NR / D̂_rand / D̂_det from source tensors into `out_dir`; returns the provenance.
+
+    `source` holds the provenance fields describing where x, y and the model came from
+    (source_dataset, source_split, source_model); they also enter the resume check.
+    """
+    s = _settings(kind, num_classes=num_classes, eps=eps, step=step, steps=steps, seed=seed, batch_size=batch_size,
+                  shard_size=shard_size)
+    _validate(s.kind, x, y, s.num_classes)
+    x, y = x.detach().float().cpu(), y.detach().cpu()
+    out_dir = Path(out_dir)
+    source = dict(source or {})
+    if not isinstance(source.get("source_dataset"), str):
+        raise ValueError("source must name 'source_dataset' (the deep.data name the test split comes from)")
+    plan = {"schema": SCHEMA, "kind": s.kind, "n": int(x.shape[0]), "num_classes": s.num_classes,
+            "shape": list(x.shape[1:]), "params": s.params(), "source": source}
+    check_plan(out_dir, plan)
+    provenance = _provenance(s, x, source, _build_shards(s, model, x, y, out_dir, plan, progress))
     write_json(out_dir / PROVENANCE, provenance)  # last: its presence marks the build complete
     return provenance
 
