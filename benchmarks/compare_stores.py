@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from ray_jobs.store import Store
 
-TIMING = ("seconds", "cpu_seconds", "wall_seconds", "time", "elapsed", "duration", "started", "finished")
+TIMING = ("seconds", "per_second", "cpu_seconds", "wall_seconds", "time", "elapsed", "duration", "started", "finished")
 
 
 def _label(config: dict[str, Any]) -> tuple:
