@@ -13,13 +13,8 @@ from deep.evaluation import evaluate  # noqa: E402
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: OpenMP's second thread only adds spin-waiting (0.09 s vs 3 s CPU per APGD run here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: OpenMP's second thread only adds spin-waiting (0.09 s vs 3 s CPU per APGD run here).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 NAMES = ("aa-standard", "aa-plus", "aa-rand", "apgd-ce", "apgd-t", "apgd-dlr", "fab-t", "square")
