@@ -26,6 +26,7 @@ import argparse
 import importlib
 import math
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -263,8 +264,22 @@ def default_specs(store: Store) -> list[Path]:
 
 def open_store(path: Path | str) -> Store:
     """The store at ``path``: FileNotFoundError (NotADirectoryError for a file) when there is none, so a
-    mistyped ``--store`` is an error instead of a report where every run is MISSING."""
-    return Store.open_existing(path)
+    mistyped ``--store`` is an error instead of a report where every run is MISSING. An object-store URI
+    (``s3://bucket/prefix``) is first downloaded, without checkpoints and datasets, into a temporary
+    folder (ray_jobs.nodecache.download_results)."""
+    from ray_jobs.nodecache import download_results
+    from ray_jobs.objstore import is_uri
+
+    if is_uri(str(path)):
+        local = Store.open_existing(download_results(str(path), Path(tempfile.mkdtemp(prefix="advfeat-report-"))))
+        local.shown_as = str(path)  # type: ignore[attr-defined] - the report names the URI, not the copy
+        return local
+    return Store.open_existing(str(path).removeprefix("file://"))
+
+
+def shown(store: Store) -> str:
+    """How the report names the store: its URI when it was downloaded from object storage."""
+    return str(getattr(store, "shown_as", store.root))
 
 
 def _spec_section(spec_path: Path, store: Store, out: Path) -> tuple[list[str], list[str]]:
@@ -272,12 +287,12 @@ def _spec_section(spec_path: Path, store: Store, out: Path) -> tuple[list[str], 
     spec = load_spec(spec_path)
     runs = unique_runs(spec)
     shipped = spec_path.resolve().parent == SPEC_DIR and spec_path.stem == spec.name
-    command = f"python -m ray_jobs run {spec.name if shipped else spec_path} --store {store.root}"
+    command = f"python -m ray_jobs run {spec.name if shipped else spec_path} --store {shown(store)}"
     reads = {r.hash: _read(store, r) for r in runs}
     entries = collect(spec, store, reads)
     states = {h: state for h, (state, _) in reads.items()}
     lines = [f"## Spec `{spec.name}`", "", spec.description, "",
-             f"Produced by `{command}` (spec file `{spec_path}`), then `python -m figures report --store {store.root}`.",
+             f"Produced by `{command}` (spec file `{spec_path}`), then `python -m figures report --store {shown(store)}`.",
              "", "Runs: " + ", ".join(f"{s} {sum(1 for v in states.values() if v == s)}"
                                       for s in ("done", "failed", "blocked", "running", "pending"))
              + (f", invalid {sum(1 for v in states.values() if v.startswith('invalid'))}"
@@ -309,7 +324,7 @@ def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str]
     load_plugins()
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Experiment report", "",
-             f"Generated from the result store `{store_obj.root}` by `figures/report.py`. Every number "
+             f"Generated from the result store `{shown(store_obj)}` by `figures/report.py`. Every number "
              "below was read from a run's `metrics.json`; a run that is not done is listed as MISSING.", ""]
     if (out / "theory_captions.md").exists():  # written by `python -m figures theory` into the same folder
         lines += ["The theory figures and their captions: [theory_captions.md](theory_captions.md).", ""]
@@ -343,8 +358,8 @@ def run(args: argparse.Namespace) -> int:
             from ray_jobs.cli import resolve_spec_path
 
             specs = [resolve_spec_path(s) for s in args.spec]
-        path = write_report(Path(args.store), Path(args.out), specs)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        path = write_report(args.store, Path(args.out), specs)
+    except (FileNotFoundError, NotADirectoryError, ValueError, ConnectionError) as err:
         print(f"python -m figures report: error: {err}", file=sys.stderr)
         return 2
     print(f"report written to {path}")

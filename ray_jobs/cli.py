@@ -18,6 +18,8 @@ from pathlib import Path
 
 from deep.io import write_bytes
 from ray_jobs.spec import DEFAULT_MAX_RUNS, Spec, SpecError, load_spec
+from ray_jobs.objstore import ObjectStore, StoreUnavailableError, is_uri
+from ray_jobs.objstore import open_store as open_any_store
 from ray_jobs.store import Store
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
@@ -58,7 +60,8 @@ def positive_seconds(text: str) -> float:
 
 def _spec_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="spec file or name under ray_jobs/specs/")
-    parser.add_argument("--store", default="store", help="result store root (default: store/)")
+    parser.add_argument("--store", default="store", help="result store: a folder, or a URI "
+                        "(s3://bucket/prefix, gs://..., file://...; default: store/)")
     parser.add_argument("--max-runs", type=positive_int, default=DEFAULT_MAX_RUNS,
                         help=f"refuse specs with more runs than this (default: {DEFAULT_MAX_RUNS:,})")
 
@@ -99,13 +102,13 @@ def checked_spec(value: str, max_runs: int) -> Spec:
     return spec
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """``status``/``results`` read an existing store; ``run`` creates it (``--dry-run`` creates nothing)."""
+def open_store(args: argparse.Namespace) -> Store | ObjectStore:
+    """``status``/``results`` read an existing store; ``run`` creates it (``--dry-run`` creates nothing).
+    ``--store`` is a path or a URI (``s3://bucket/prefix``; ray_jobs/objstore.py); an object store that
+    cannot be reached fails here, before anything runs."""
     if args.command in ("status", "results"):
-        return Store.open_existing(args.store)
-    if args.dry_run:
-        return Store(args.store)
-    return Store.create(args.store)
+        return open_any_store(args.store, "existing")
+    return open_any_store(args.store, "plain" if args.dry_run else "create")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = checked_spec(args.spec, args.max_runs)
         store = open_store(args)
-    except (SpecError, FileNotFoundError, NotADirectoryError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, StoreUnavailableError) as err:  # SpecError too
         print(f"python -m ray_jobs {args.command}: error: {err}", file=sys.stderr)
         return 2
     if args.command == "results":
@@ -169,7 +172,8 @@ def interrupted_message(argv: list[str]) -> str:
         return "rerun the command"
     if args.command != "run" or args.dry_run:
         return "nothing was changed"
-    return (f"finished runs are kept in {Path(args.store).expanduser().resolve()}; rerun "
+    where = args.store if is_uri(args.store) else Path(args.store).expanduser().resolve()
+    return (f"finished runs are kept in {where}; rerun "
             f"`python -m ray_jobs {shlex.join(argv)}` to run the rest (interrupted runs resume)")
 
 

@@ -32,6 +32,7 @@ from ray_jobs.kinds import RunContext, get_kind
 from ray_jobs.progress import Display, progress_text
 from ray_jobs.scheduler import Cluster, ResourcePolicy, Scheduler, Summary
 from ray_jobs.spec import Run, Spec, expand, strip_tags
+from ray_jobs.objstore import ObjectStore, is_uri
 from ray_jobs.store import Store, driver_identity
 
 _Display = Display  # the name the tests and older callers import
@@ -51,7 +52,12 @@ def unique_runs(spec: Spec) -> list[Run]:
 def execute_run(run: dict[str, Any], store_root: str, data_root: str | None,
                 kind_modules: list[str]) -> dict[str, Any]:
     """The body of one Ray task. Application errors are recorded, not raised, so Ray only retries
-    real worker deaths; the runner decides about re-attempts of failed runs."""
+    real worker deaths; the runner decides about re-attempts of failed runs. A ``store_root`` that is
+    an object-store URI runs in node-local scratch instead (ray_jobs/nodecache.py)."""
+    if is_uri(store_root):
+        from ray_jobs.nodecache import execute_object_run
+
+        return execute_object_run(run, store_root, data_root, kind_modules)
     store = Store(store_root)
     run_hash = run["hash"]
     if store.is_done(run_hash):  # a duplicate submission or a retry after the result was written
@@ -128,7 +134,12 @@ def ray_cluster(store: Store, data_root: str | None, kind_modules: list[str], po
     def wait(refs: list[Any], timeout: float) -> list[Any]:
         return ray.wait(refs, num_returns=1, timeout=timeout)[0]
 
-    return Cluster(start=start, wait=wait, get=ray.get, cancel=lambda ref: ray.cancel(ref, force=True),
+    def get(ref: Any) -> dict[str, Any]:
+        result = ray.get(ref)
+        # On an object store the driver alone writes run state: it records what the worker reported.
+        return store.record_result(result) if isinstance(store, ObjectStore) else result
+
+    return Cluster(start=start, wait=wait, get=get, cancel=lambda ref: ray.cancel(ref, force=True),
                    totals=largest_node)
 
 
