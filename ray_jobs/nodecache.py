@@ -155,7 +155,7 @@ def execute_object_run(run: dict[str, Any], store_uri: str, data_root: str | Non
     from ray_jobs.kinds import RunContext, get_kind
     from ray_jobs.spec import strip_tags
 
-    remote, run_hash = ObjectStore(store_uri), run["hash"]
+    remote, run_hash = ObjectStore(store_uri, repairs=False), run["hash"]
     info: dict[str, Any] = {"hash": run_hash, "host": socket.gethostname(), "pid": os.getpid()}
     if remote.uploaded_result(run_hash, run["kind"]) is not None:
         return {"state": "done", **info}

@@ -123,7 +123,7 @@ def filesystem(protocol: str) -> Any:
 class ObjectStore(ObjectClaims):
     """The store at ``uri`` (``PROTOCOL://bucket[/prefix]``); same reading/writing API as ``Store``."""
 
-    def __init__(self, uri: str, *, lease_s: float | None = None) -> None:
+    def __init__(self, uri: str, *, lease_s: float | None = None, repairs: bool = True) -> None:
         protocol, _, rest = uri.partition("://")
         rest = rest.strip("/")
         if not protocol or not rest:
@@ -133,15 +133,17 @@ class ObjectStore(ObjectClaims):
         self.lease_s = float(lease_s) if lease_s is not None else default_lease_s()
         self.fs = filesystem(protocol)
         self.conditional = protocol in _CONDITIONAL
+        # A worker's view (repairs=False) only reads: a damaged file is left for the driver to move aside.
+        self.repairs = repairs
         self._lock = threading.Lock()
         self._held = {}
         self._beat = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": str(self.root), "lease_s": self.lease_s}
+        return {"root": str(self.root), "lease_s": self.lease_s, "repairs": self.repairs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"], lease_s=state["lease_s"])  # type: ignore[misc]
+        self.__init__(state["root"], lease_s=state["lease_s"], repairs=state["repairs"])  # type: ignore[misc]
 
     # ----------------------------------------------------------------------------------- opening
     def check_reachable(self) -> None:
@@ -220,6 +222,9 @@ class ObjectStore(ObjectClaims):
 
     def _set_aside(self, run_hash: str, name: str, why: str) -> None:
         """Move a damaged file to ``<name>.corrupt-<UTC time>`` (a copy, then the delete)."""
+        if not self.repairs:
+            log.warning("%s (left for the driver to move aside)", why)
+            return
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         try:
             self.fs.mv(self.run_key(run_hash, name), self.run_key(run_hash, f"{name}.corrupt-{stamp}"))
@@ -310,8 +315,9 @@ class ObjectStore(ObjectClaims):
         return status
 
     def write_config(self, run_hash: str, identity: dict[str, Any], label: dict[str, Any]) -> None:
-        labels = (self.config(run_hash) or {}).get("labels", [])
-        if label in labels and self.config(run_hash) is not None:
+        cfg = self.config(run_hash)
+        labels = (cfg or {}).get("labels", [])
+        if cfg is not None and label in labels:
             return  # unchanged: no write (a grid of many runs reopens its store often)
         labels.append(label)
         self.put_bytes(run_hash, "config.json",

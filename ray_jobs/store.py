@@ -40,6 +40,12 @@ atomic create-if-absent, which also works across hosts on NFS.
 
 Commands open a store with :meth:`Store.create` (``run``) or :meth:`Store.open_existing` (read-only
 commands such as ``status`` and the report); both name the path when it is a file or missing.
+
+**On object storage** (``--store s3://bucket/prefix``; :mod:`ray_jobs.objstore`, opened through
+``ray_jobs.objstore.open_store``) the layout is the same, and the driver is the only writer of run
+state (``status.json``, ``config.json``, ``log.txt``, ``claim.json``): workers compute in node-local
+scratch and upload only finished run folders, ``metrics.json`` last (:mod:`ray_jobs.nodecache`).
+Between drivers, claims on ``s3://`` are conditional writes (``If-None-Match`` / ``If-Match``).
 """
 from __future__ import annotations
 

@@ -291,3 +291,90 @@ def test_cli_run_status_results_and_report_on_the_bucket(uri, tmp_path, monkeypa
     report = (tmp_path / "report" / "REPORT.md").read_text()
     assert f"--store {uri}" in report and "Total missing runs: 0." in report
     assert "| eval | x=2 | done | value 106 |" in report and "| train | x=1 | done |" in report
+
+
+def fake_cluster(store: ObjectStore, pool):
+    """The scheduler's Cluster with threads instead of Ray tasks; the driver records each outcome, as
+    runner.ray_cluster does."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from ray_jobs.scheduler import Cluster
+
+    def start(run):
+        return pool.submit(execute_run, _run_payload(run), str(store.root), None, [MOD])
+
+    return Cluster(start=start, wait=lambda refs, t: list(wait(refs, t, return_when=FIRST_COMPLETED)[0]),
+                   get=lambda ref: store.record_result(ref.result()), cancel=lambda ref: ref.cancel(),
+                   totals=lambda: {"CPU": 4.0})
+
+
+def test_two_drivers_on_one_store_uri_do_each_run_once(uri, tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ray_jobs.scheduler import ResourcePolicy, Scheduler, Summary
+
+    monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / "scratch"))
+    counter = tmp_path / "counter.txt"
+    spec = chain_spec(counter, xs=(1, 2, 3))
+    runs = unique_runs(spec)
+    ObjectStore.create(uri)
+    summaries, errors = [], []
+
+    def driver():
+        store = ObjectStore(uri)
+        for run in runs:
+            store.write_config(run.hash, run.identity(), {"spec": spec.name, "stage": run.stage, "axes": run.axes})
+        with ThreadPoolExecutor(2) as pool:
+            scheduler = Scheduler(spec.name, runs, store, driver_identity(), fake_cluster(store, pool),
+                                  ResourcePolicy(fixed=True), Summary(), poll_s=0.05)
+            try:
+                summaries.append(scheduler.run())
+            except Exception as err:  # noqa: BLE001 - reported by the assertion below
+                errors.append(err)
+            finally:
+                scheduler.release_all()
+
+    threads = [threading.Thread(target=driver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(summaries) == 2 and all(s.ok for s in summaries)
+    assert count(counter) == Counter({f"{stage} {x}": 1 for stage in ("train", "eval") for x in (1, 2, 3)})
+    executed = summaries[0].executed + summaries[1].executed
+    assert sorted(executed) == sorted(r.hash for r in runs)  # each run executed by exactly one driver
+    store = ObjectStore(uri)
+    assert [store.metrics(r.hash)["value"] for r in runs if r.stage == "eval"] == [103, 106, 109]
+
+
+@pytest.mark.slow
+def test_real_kinds_each_stage_on_its_own_node(uri, tmp_path, monkeypatch, data_root):
+    """train -> construct (det) -> train on it -> eval, real deep kinds at tiny size, each stage on a node
+    that has never seen the others' files: the eval's node fetches its model and, through the model's
+    recipe, the constructed dataset."""
+    base = {"model": "mlp", "method": "standard", "epochs": 1, "batch_size": 64, "lr": 0.05, "eval_n": 100}
+    spec = parse_spec({"stages": {
+        "train": {"kind": "train", "config": {**base, "first_n": 512}, "grid": {"dataset": ["mnist"]}},
+        "make": {"kind": "construct", "needs": {"source": "train"},
+                 "config": {"n": 128, "eps": 2.0, "step": 0.4, "steps": 5},
+                 "grid": {"dataset": ["mnist"], "construct": ["det"]}},
+        "retrain": {"kind": "train", "needs": {"dataset": "make"}, "config": base,
+                    "grid": {"dataset": ["mnist"], "_construct": ["det"]}},
+        "eval": {"kind": "eval", "needs": {"model": "retrain"},
+                 "config": {"first_n": 100, "suite": ["fgsm"], "eps": 0.1, "norm": "linf"},
+                 "grid": {"dataset": ["mnist"], "_construct": ["det"]}},
+    }})
+    store = ObjectStore.create(uri)
+    for i, run in enumerate(unique_runs(spec)):
+        store.write_config(run.hash, run.identity(), {"spec": spec.name, "stage": run.stage, "axes": run.axes})
+        monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / f"node-{i}"))
+        result = store.record_result(execute_run(_run_payload(run), str(store.root), str(data_root), []))
+        assert result["state"] == "done", result
+    runs = {r.stage: r for r in unique_runs(spec)}
+    ev = store.metrics(runs["eval"].hash)
+    assert ev["dataset"] == "mnist" and ev["n"] == 100
+    recipe = json.loads(store.fs.cat_file(store.run_key(runs["retrain"].hash, "recipe.json")))
+    assert Path(recipe["dataset"]).parent.name == runs["make"].hash  # trained on node 2's copy of the set
+    node3 = tmp_path / "node-3"  # the eval's node fetched the model and the dataset it was trained on
+    for stage in ("retrain", "make"):
+        assert (next(node3.glob(f"*/runs/{runs[stage].hash}")) / COMPLETE).is_file()
