@@ -4,7 +4,8 @@
 packages (ray_jobs, figures) read and rebase them through it, never by hand:
 
 * ``recipe.json``   ``Recipe.to_dict()``
-* ``model.json``    what ``deep.models.build_model`` needs: name, num_classes, in_shape, mean, std
+* ``model.json``    what ``deep.models.build_model`` needs: name, num_classes, in_shape, mean, std, and
+                    ``options`` (the family's keyword options; absent when the recipe gives none)
 * ``checkpoint.pt`` a dict of tensors and state_dicts (model, optimizer, scheduler, epoch, rng, seconds),
                     loadable with ``torch.load(weights_only=True)`` (deep.train.checkpoint)
 * ``metrics.json``  :meth:`TrainResult.to_dict`, with ``schema = "advfeat.train/1"``; files written before
@@ -345,7 +346,7 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
 
     try:
         return build_model(spec["name"], num_classes=int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),
-                           mean=spec.get("mean"), std=spec.get("std"))
+                           mean=spec.get("mean"), std=spec.get("std"), **spec.get("options", {}))
     except KeyError as e:
         raise ValueError(f"model.json lacks field {e}") from e
 

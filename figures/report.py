@@ -282,12 +282,14 @@ def shown(store: Store) -> str:
     return str(getattr(store, "shown_as", store.root))
 
 
-def _spec_section(spec_path: Path, store: Store, out: Path) -> tuple[list[str], list[str]]:
-    """The Markdown of one spec and the hashes of its runs that are not done (or not valid)."""
-    spec = load_spec(spec_path)
+def _spec_section(spec_path: Path, store: Store, out: Path, scale: str | None = None) -> tuple[list[str], list[str]]:
+    """The Markdown of one spec (its ``[scale.NAME]`` miniature when ``scale`` is given) and the hashes of its
+    runs that are not done (or not valid)."""
+    spec = load_spec(spec_path, scale=scale)
     runs = unique_runs(spec)
     shipped = spec_path.resolve().parent == SPEC_DIR and spec_path.stem == spec.name
-    command = f"python -m ray_jobs run {spec.name if shipped else spec_path} --store {shown(store)}"
+    scaled = f" --scale {scale}" if scale else ""
+    command = f"python -m ray_jobs run {spec.name if shipped else spec_path}{scaled} --store {shown(store)}"
     reads = {r.hash: _read(store, r) for r in runs}
     entries = collect(spec, store, reads)
     states = {h: state for h, (state, _) in reads.items()}
@@ -315,9 +317,11 @@ def _spec_section(spec_path: Path, store: Store, out: Path) -> tuple[list[str], 
     return lines, [r.hash for r in missing]
 
 
-def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str] | None = None) -> Path:
+def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str] | None = None,
+                 scale: str | None = None) -> Path:
     """Write ``out/REPORT.md`` and ``out/exp-*.png|pdf`` from the store; return the REPORT.md path.
-    ``specs``: spec files to report on (default: :func:`default_specs`). FileNotFoundError: no store."""
+    ``specs``: spec files to report on (default: :func:`default_specs`); ``scale``: report on their
+    ``[scale.NAME]`` miniatures (ray_jobs/spec.py). FileNotFoundError: no store."""
     store_obj = open_store(store)
     out = Path(out)
     spec_paths = [Path(p) for p in (specs if specs is not None else default_specs(store_obj))]
@@ -332,7 +336,7 @@ def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str]
         lines += ["No shipped spec has a run in this store; name a spec with `--spec`.", ""]
     missing_all: list[str] = []
     for spec_path in spec_paths:
-        section, missing = _spec_section(spec_path, store_obj, out)
+        section, missing = _spec_section(spec_path, store_obj, out, scale)
         lines += section
         missing_all += missing
     lines += [f"Total missing runs: {len(missing_all)}.", ""]
@@ -347,6 +351,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="figures/out", help="output folder (default: %(default)s)")
     parser.add_argument("--spec", action="append", default=None,
                         help="spec file or name (repeatable; default: every shipped spec with a run in the store)")
+    parser.add_argument("--scale", default=None,
+                        help="report on the specs' [scale.NAME] miniatures, as run with `ray_jobs run --scale NAME`")
     return parser
 
 
@@ -358,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
             from ray_jobs.cli import resolve_spec_path
 
             specs = [resolve_spec_path(s) for s in args.spec]
-        path = write_report(args.store, Path(args.out), specs)
+        path = write_report(args.store, Path(args.out), specs, scale=getattr(args, "scale", None))
     except (FileNotFoundError, NotADirectoryError, ValueError, ConnectionError) as err:
         print(f"python -m figures report: error: {err}", file=sys.stderr)
         return 2

@@ -8,6 +8,10 @@ row per run (stage, grid axes, state, metrics) as CSV or JSON (ray_jobs/export.p
 Before anything runs, the spec is checked: its structure (ray_jobs/spec.py), its size (at most
 ``--max-runs`` runs, counted before expanding) and every run's config against its kind's schema
 (ray_jobs/schema.py). A bad spec or flag is one line on stderr and exit status 2.
+
+``--scale NAME`` applies the spec's ``[scale.NAME]`` table and ``--set STAGE.KEY=VALUE`` (repeatable)
+overrides one key (ray_jobs/overrides.py), both before the checks, so a misspelt key fails the same way;
+``--scale smoke`` runs a paper spec in miniature on a CPU (docs/ray.md).
 """
 from __future__ import annotations
 
@@ -64,6 +68,10 @@ def _spec_args(parser: argparse.ArgumentParser) -> None:
                         "(s3://bucket/prefix, gs://..., file://...; default: store/)")
     parser.add_argument("--max-runs", type=positive_int, default=DEFAULT_MAX_RUNS,
                         help=f"refuse specs with more runs than this (default: {DEFAULT_MAX_RUNS:,})")
+    parser.add_argument("--scale", default=None, help="apply the spec's [scale.NAME] overrides (e.g. smoke)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                        help="override a config key of a stage ('*' = every stage that has it); VALUE is TOML; "
+                             "repeatable; part of the run hashes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,11 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def checked_spec(value: str, max_runs: int) -> Spec:
-    """Load, size-check and validate a spec (SpecError/FileNotFoundError on a bad one)."""
+def checked_spec(value: str, max_runs: int, scale: str | None = None, sets: tuple[str, ...] = ()) -> Spec:
+    """Load (with ``scale`` and the ``--set`` overrides applied), size-check and validate a spec
+    (SpecError/FileNotFoundError on a bad one)."""
+    from ray_jobs.overrides import OverrideError, parse_set
     from ray_jobs.schema import validate_spec
 
-    spec = load_spec(resolve_spec_path(value))
+    try:
+        overrides = tuple(parse_set(text) for text in sets)
+    except OverrideError as err:
+        raise SpecError(str(err)) from err
+    spec = load_spec(resolve_spec_path(value), scale=scale, overrides=overrides)
     validate_spec(spec, max_runs=max_runs)
     return spec
 
@@ -114,7 +128,7 @@ def open_store(args: argparse.Namespace) -> Store | ObjectStore:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        spec = checked_spec(args.spec, args.max_runs)
+        spec = checked_spec(args.spec, args.max_runs, args.scale, tuple(args.sets))
         store = open_store(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, StoreUnavailableError) as err:  # SpecError too
         print(f"python -m ray_jobs {args.command}: error: {err}", file=sys.stderr)

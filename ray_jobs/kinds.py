@@ -160,7 +160,7 @@ def train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, c
     return train(Recipe.from_dict(cfg), run_dir, data_root=ctx.data_root, progress=False, on_epoch=on_epoch)
 
 
-EVAL_KEYS = {"dataset", "split", "subset", "first_n", "seed", "suite", "eps", "norm", "batch_size"}
+EVAL_KEYS = {"dataset", "split", "subset", "first_n", "seed", "suite", "eps", "norm", "batch_size", "alpha"}
 MAX_BATCH = 1_000_000
 
 
@@ -169,7 +169,7 @@ def eval_schema() -> S.Schema:
         "dataset": S.Key(S.dataset()), "split": S.Key(S.split()), "subset": S.Key(S.integer(1)),
         "first_n": S.Key(S.integer(1)), "seed": S.Key(S.integer(0)), "suite": S.Key(S.list_of(S.attack())),
         "eps": S.Key(S.eps(), required=True), "norm": S.Key(S.norm(), required=True),
-        "batch_size": S.Key(S.integer(1, MAX_BATCH))})
+        "batch_size": S.Key(S.integer(1, MAX_BATCH)), "alpha": S.Key(S.optional(S.number(0.0, open_lo=True)))})
 
 
 @register("eval", schema=eval_schema)
@@ -191,8 +191,10 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     ctx.progress(phase="evaluate", n=len(split))
     if "eps" not in config or "norm" not in config:
         raise ValueError("kind 'eval' needs config keys 'eps' and 'norm'")
+    # alpha: the step size of the suite's iterative attacks (default: each attack's own rule)
     result = evaluate(model, split, config.get("suite", ["pgd-20"]), eps=_eps(config["eps"]), norm=config["norm"],
-                      batch_size=config.get("batch_size", 256), seed=config.get("seed", 0), progress=False)
+                      batch_size=config.get("batch_size", 256), alpha=config.get("alpha"), seed=config.get("seed", 0),
+                      progress=False)
     return {**result, "dataset": dataset, "split": config.get("split", "test"), "model_recipe": recipe}
 
 

@@ -40,6 +40,21 @@ Expansion rules:
   unknown recipe key to ``deep.train``.
 * A run's identity is ``sha256(kind, resolved config, {input: input run's hash})``, so the same
   computation reached from two specs or stages is one run in the store.
+
+Shrinking a spec without editing it (ray_jobs/overrides.py has the rules)::
+
+    [scale.smoke]                   # a named scale: `python -m ray_jobs run SPEC --scale smoke`
+    "*".epochs = 1                  # STAGE.KEY = VALUE; "*" = every stage that has the key
+    "*".resources = { num_cpus = 1, num_gpus = 0 }   # `resources` sets the stage's resources
+    train.first_n = 300             # a key the stage lacks is added to its config (and schema-checked)
+    train."dataset[cifar10]" = "cifar10-subset"      # KEY[OLD]: replace only the values equal to OLD
+
+A scale is a table of the same ``STAGE.KEY = VALUE`` overrides that ``--set STAGE.KEY=VALUE`` gives on
+the command line (``--set`` is applied after the scale). A key is replaced in the stage's config and in
+every table row of its grid that sets it, so grid rows, stage graph, kinds and report tags stay the same;
+a key that is a scalar grid axis cannot be overridden. The overrides are part of each run's config and
+so of its hash: a miniature and the full run never share a run folder. A spec without ``--scale`` or
+``--set`` ignores its ``[scale.*]`` tables (the hashes of its runs are those of the file as written).
 """
 from __future__ import annotations
 
@@ -51,6 +66,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ray_jobs.overrides import Override, OverrideError, apply_overrides, scale_overrides
 
 SPEC_KEYS = {"name", "description", "kind_modules"}
 STAGE_KEYS = {"kind", "needs", "resources", "max_retries", "retry_failed", "report", "config", "grid"}
@@ -89,6 +106,9 @@ class Spec:
     path: Path | None
     stages: tuple[Stage, ...]
     kind_modules: tuple[str, ...] = ()
+    scales: tuple[str, ...] = ()      # the names of its [scale.NAME] tables
+    scale: str | None = None          # the scale applied, if any
+    overrides: tuple[str, ...] = ()   # the --set overrides applied (their text)
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,9 @@ def run_hash(kind: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a TOML spec file."""
+def load_spec(path: str | Path, *, scale: str | None = None, overrides: tuple[Override, ...] = ()) -> Spec:
+    """Read and validate a TOML spec file; ``scale`` applies its ``[scale.NAME]`` table, then ``overrides``
+    (``--set``) are applied (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"spec file not found: {path}")
@@ -143,16 +164,39 @@ def load_spec(path: str | Path) -> Spec:
     except UnicodeDecodeError as err:
         raise SpecError(f"{path}: not a UTF-8 text file ({err.reason})") from err
     try:
-        return parse_spec(data, name=path.stem, path=path)
+        return parse_spec(data, name=path.stem, path=path, scale=scale, overrides=overrides)
     except SpecError as err:
         raise SpecError(f"{path}: {err}") from err
 
 
-def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = None) -> Spec:
-    """Validate a spec given as a dict (the parsed TOML)."""
-    unknown = set(data) - {"spec", "stages"}
+def _scaled(data: dict[str, Any], name: str, scale: str | None,
+            overrides: tuple[Override, ...]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(the spec dict with the scale and overrides applied, the names of its scales)."""
+    scales = data.get("scale", {})
+    if not isinstance(scales, dict):
+        raise SpecError(f"spec {name}: [scale] must hold tables [scale.NAME]")
+    try:
+        parsed = {key: scale_overrides(key, table) for key, table in scales.items()}
+        if scale is not None and scale not in parsed:
+            raise SpecError(f"spec {name}: no [scale.{scale}] table; scales: {sorted(parsed) or 'none'}")
+        plain = {k: v for k, v in data.items() if k != "scale"}
+        for key, table in parsed.items():  # every scale must apply, so a typo in one fails on the full spec too
+            if key != scale:
+                apply_overrides(plain, table)
+        chosen = (parsed[scale] if scale is not None else []) + list(overrides)
+        return apply_overrides(plain, chosen), tuple(parsed)
+    except OverrideError as err:
+        raise SpecError(f"spec {name}: {err}") from err
+
+
+def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = None, scale: str | None = None,
+               overrides: tuple[Override, ...] = ()) -> Spec:
+    """Validate a spec given as a dict (the parsed TOML), after applying ``scale`` and ``overrides``."""
+    unknown = set(data) - {"spec", "stages", "scale"}
     if unknown:
-        raise SpecError(f"spec {name}: unknown top-level key(s) {sorted(unknown)}; expected [spec] and [stages.*]")
+        raise SpecError(f"spec {name}: unknown top-level key(s) {sorted(unknown)}; expected [spec], [stages.*] "
+                        f"and [scale.*]")
+    data, scales = _scaled(data, name, scale, overrides)
     header = data.get("spec", {})
     if not isinstance(header, dict):
         raise SpecError(f"spec {name}: [spec] must be a table")
@@ -168,12 +212,19 @@ def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = 
     stages: list[Stage] = []
     for stage_name, raw in stages_raw.items():
         stages.append(_parse_stage(stage_name, raw, [s.name for s in stages]))
+    description = str(header.get("description", ""))
+    if scale is not None or overrides:
+        shrunk = ([f"scale {scale}"] if scale else []) + [f"--set {o.text()}" for o in overrides]
+        description += f" [miniature: {', '.join(shrunk)}]"
     return Spec(
         name=str(header.get("name", name)),
-        description=str(header.get("description", "")),
+        description=description,
         path=path,
         stages=tuple(stages),
         kind_modules=tuple(modules),
+        scales=scales,
+        scale=scale,
+        overrides=tuple(o.text() for o in overrides),
     )
 
 

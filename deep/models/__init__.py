@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -42,6 +43,14 @@ _BODIES: dict[str, BodyBuilder] = {
 MODEL_NAMES: tuple[str, ...] = tuple(_BODIES)
 
 
+def model_option_names(name: str) -> tuple[str, ...]:
+    """The keyword options the family ``name`` takes besides the input shape (``build_model``'s ``kwargs``)."""
+    if name not in _BODIES:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
+    params = list(inspect.signature(_BODIES[name]).parameters.values())[1:]
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
 def build_model(
     name: str,
     *,
@@ -65,4 +74,4 @@ def build_model(
     return ImageClassifier(body, dim, num_classes=num_classes, in_shape=shape, mean=mean, std=std)
 
 
-__all__ = ["ImageClassifier", "MODEL_NAMES", "build_model", "default_normalization"]
+__all__ = ["ImageClassifier", "MODEL_NAMES", "build_model", "default_normalization", "model_option_names"]

@@ -54,9 +54,12 @@ def _model_spec(recipe: Recipe, info: Any) -> dict[str, Any]:
     from deep.models import default_normalization
 
     mean, std = default_normalization(recipe.data.dataset)
-    return {"name": recipe.model.name, "num_classes": int(info.num_classes), "in_shape": list(info.shape),
+    spec = {"name": recipe.model.name, "num_classes": int(info.num_classes), "in_shape": list(info.shape),
             "mean": None if mean is None else list(map(float, mean)),
             "std": None if std is None else list(map(float, std))}
+    if recipe.model.options:  # absent otherwise, so model.json of a run without options is as before
+        spec["options"] = dict(recipe.model.options)
+    return spec
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
@@ -267,13 +270,21 @@ def held_out(s: Session, epoch: int, *, show: bool) -> dict[str, Any]:
 
 def persist(s: Session, entry: dict[str, Any]) -> None:
     """Log first, then checkpoint, then metrics: a crash in between leaves a log line past the
-    checkpoint, which RunFolder.trim_log drops on resume (the reverse order would lose the line)."""
+    checkpoint, which RunFolder.trim_log drops on resume (the reverse order would lose the line).
+    The checkpoint is saved every ``recipe.checkpoint_every`` epochs and after the last (one file,
+    overwritten); the log lines of the epochs since the last save are dropped and redone on resume."""
     s.folder.append_log(entry)
+    epochs, every = s.recipe.optim.epochs, s.recipe.checkpoint_every
+    if entry["epoch"] % every == 0 or entry["epoch"] == epochs:
+        save_checkpoint(s, entry)
+    s.folder.write_metrics(TrainResult(**s.identity, status="running", epochs_done=entry["epoch"],
+                                       epochs=s.recipe.optim.epochs, last=entry, seconds_total=s.seconds))
+
+
+def save_checkpoint(s: Session, entry: dict[str, Any]) -> None:
     s.folder.save_checkpoint({"model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
                               "scheduler": s.scheduler.state_dict(), "epoch": torch.tensor(entry["epoch"]),
                               "rng": _rng_state(s.generator), "seconds": torch.tensor(s.seconds, dtype=torch.float64)})
-    s.folder.write_metrics(TrainResult(**s.identity, status="running", epochs_done=entry["epoch"],
-                                       epochs=s.recipe.optim.epochs, last=entry, seconds_total=s.seconds))
 
 
 # -- the readable report -------------------------------------------------------------------------------

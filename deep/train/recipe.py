@@ -3,9 +3,9 @@
 ``Recipe`` holds one frozen config per concern, plus the seed and bf16:
 
 - ``data``: :class:`DataConfig` (dataset, subset, first_n, augment)
-- ``model``: :class:`ModelConfig` (name, init_from)
+- ``model``: :class:`ModelConfig` (name, init_from, options of the model family)
 - ``optim``: :class:`OptimConfig` (SGD and its lr schedule)
-- ``threat``: :class:`ThreatConfig` (ε, norm, step, steps, ε warm-up of the training attack)
+- ``threat``: :class:`ThreatConfig` (ε, norm, step, steps, ε warm-up and random start of the training attack)
 - ``heldout``: :class:`HeldOutConfig` (the per-epoch check on the first n test images)
 - ``method``: the config of a registered training method (``deep.train.methods``), e.g.
   ``PGDConfig(perturb="all")`` or ``MARTConfig(lam=6.0, ablation="none")``
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,23 @@ class ModelConfig:
     init_from: str | None = knob(None, "run folder (or its checkpoint.pt) whose model weights initialise this run, "
                                  "e.g. a standard model for adversarial fine-tuning; None = fresh seeded init",
                                  kind=str)
+    # None (not {}) by default: a frozen config holds no mutable default, and model.json of a run without
+    # options stays as it was written before the key existed.
+    options: dict[str, Any] | None = knob(None, "options of the model family passed to deep.models.build_model, as "
+                                          "JSON (e.g. maxout: {\"hidden\": [1600, 1600], \"dropout\": 0.5}); "
+                                          "stored in model.json", kind=dict, flat="model_options")
 
     def __post_init__(self) -> None:
-        from deep.models import MODEL_NAMES  # the recipe must not build models, only name them
+        from deep.models import MODEL_NAMES, model_option_names  # the recipe must not build models, only name them
 
         require(isinstance(self.name, str) and self.name in MODEL_NAMES, "model", self.name,
                 f"must be one of {tuple(MODEL_NAMES)}")
+        opts = self.options
+        require(opts is None or (isinstance(opts, dict) and all(isinstance(k, str) for k in opts)), "model_options",
+                opts, "must be None or a table of option names to values")
+        allowed = model_option_names(self.name)
+        require(opts is None or set(opts) <= set(allowed), "model_options", opts,
+                f"must name options of model {self.name!r}: {allowed}")
         require(self.init_from is None or (isinstance(self.init_from, str) and Path(self.init_from).exists()),
                 "init_from", self.init_from, "must be None or an existing run folder / checkpoint file")
 
@@ -151,9 +163,13 @@ class ThreatConfig:
     norm: str = knob("linf", "threat model norm: linf | l2", kind=str, choices=NORMS)
     eps_warmup: float = knob(0.0, "epochs over which the training attack's ε (and step) ramps linearly from 0 to "
                              "eps (0 = no warm-up); used for ℓ∞ 0.3 MNIST fine-tuning at CPU scale", kind=float)
+    random_start: bool = knob(True, "start the training attack at a random point of the ε-ball (the method's own: "
+                              "uniform for pgd, a small normal for trades/mart); false: at the image, as [IL]'s "
+                              "robustness library trains", kind=bool)
 
     def __post_init__(self) -> None:
         _need_nonneg(self, "eps", "eps_warmup")
+        _need_bool(self, "random_start")
         require(self.alpha is None or (is_number(self.alpha) and self.alpha > 0), "alpha", self.alpha,
                 "must be None or a number > 0")
         _need_count(self, "steps")
@@ -199,8 +215,11 @@ class Recipe:
     heldout: HeldOutConfig = field(default_factory=HeldOutConfig)
     seed: int = knob(0, "seed of model init, batch order, augmentation and attack random starts", kind=int)
     bf16: bool = knob(False, "bfloat16 autocast for forward/backward (training and attacks)", kind=bool)
+    checkpoint_every: int = knob(1, "save checkpoint.pt (one file, overwritten: the last) every this-many epochs and "
+                                 "after the last; a resumed run redoes the epochs since the last save", kind=int)
 
     def __post_init__(self) -> None:
+        _need_count(self, "checkpoint_every")
         for part, kind in PARTS.items():
             require(isinstance(getattr(self, part), kind), part, getattr(self, part), f"must be a {kind.__name__}")
         cls = method_of(self.method)
@@ -300,7 +319,9 @@ def _add_flag(parser: argparse.ArgumentParser, flat: str, f: dataclasses.Field) 
     meta = f.metadata
     shown = list(f.default) if isinstance(f.default, tuple) else f.default
     help_text = meta["help"] + ("" if f.default is None else f" (default: {shown!r})")
-    if meta["kind"] is bool:
+    if meta["kind"] is dict:  # a table of options, given as JSON on the command line
+        parser.add_argument(_flag(flat), dest=flat, type=json.loads, default=None, help=help_text)
+    elif meta["kind"] is bool:
         parser.add_argument(_flag(flat), dest=flat, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     elif isinstance(f.default, tuple):
         parser.add_argument(_flag(flat), dest=flat, nargs="*", type=meta["kind"], default=None, help=help_text)

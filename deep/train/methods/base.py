@@ -102,6 +102,7 @@ class TrainingMethod:
     def threat_pgd(self, model: nn.Module, generator: torch.Generator, *, random_start: bool | str, loss: str) -> PGD:
         """PGD at the recipe's threat (ε, steps, norm) and step size: the inner maximisation of pgd/trades/mart."""
         t = self.recipe.threat
+        random_start = random_start if t.random_start else False  # recipe.random_start false: start at the image
         return PGD(model, t.eps, self.recipe.step_size(), t.steps, t.norm, random_start=random_start, loss=loss,
                    bf16=self.recipe.bf16, generator=generator)
 
