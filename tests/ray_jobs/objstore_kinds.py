@@ -30,3 +30,12 @@ def toy_eval(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx
     weights = inputs["model"] / "weights" / "w.json"
     _count(config, f"eval {config['x']}")
     return {"value": json.loads(weights.read_text())["w"] + config["offset"], "read_from": str(weights)}
+
+
+@register("toy_fail_after_writing")
+def toy_fail_after_writing(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path,
+                           ctx: RunContext) -> dict[str, Any]:
+    """Writes a partial artifact, then fails: nothing of it may reach the store."""
+    _count(config, f"fail {config['x']}")
+    (run_dir / "partial.bin").write_bytes(b"half")
+    raise ValueError(f"toy failure for x={config['x']}")

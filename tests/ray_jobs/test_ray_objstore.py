@@ -138,6 +138,21 @@ def test_two_nodes_train_then_eval_through_the_bucket(uri, tmp_path, monkeypatch
     assert count(tmp_path / "counter.txt")["train 2"] == 1
 
 
+def test_failed_run_uploads_nothing_and_the_driver_records_why(uri, tmp_path, monkeypatch):
+    spec = parse_spec({"spec": {"name": "f", "kind_modules": [MOD]}, "stages": {
+        "bad": {"kind": "toy_fail_after_writing", "config": {"counter": str(tmp_path / "c.txt"), "x": 7}}}})
+    (run,) = unique_runs(spec)
+    store = ObjectStore.create(uri)
+    store.write_config(run.hash, run.identity(), {"spec": "f", "stage": "bad", "axes": {}})
+    result = on_node(monkeypatch, tmp_path / "node-a", run, store)
+    assert result["state"] == "failed" and result["error"] == "ValueError: toy failure for x=7"
+    status = store.status(run.hash)
+    assert status["state"] == "failed" and status["attempts"] == 1 and "toy_fail_after_writing" in status["traceback"]
+    keys = {k.rsplit("/", 1)[-1] for k in store.fs.find(store.run_key(run.hash))}
+    assert keys == {"config.json", "status.json", "log.txt"}  # the partial artifact stayed on the node
+    assert any((tmp_path / "node-a").rglob("partial.bin")) and store.state(run.hash) == "failed"
+
+
 def snapshot(store: ObjectStore, run_hash: str) -> dict:
     return {k: v["ETag"] for k, v in store.fs.find(store.run_key(run_hash), detail=True).items()}
 
@@ -275,6 +290,8 @@ def test_cli_run_status_results_and_report_on_the_bucket(uri, tmp_path, monkeypa
         f'[stages.train.grid]\nx = [1, 2]\n'
         f'[stages.eval]\nkind = "toy_eval"\nneeds = {{ model = "train" }}\n[stages.eval.config]\n'
         f'counter = "{counter}"\noffset = 100\n[stages.eval.grid]\nx = [1, 2]\n')
+    assert cli.main(["run", str(spec_file), "--dry-run", "--store", uri]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "totals: done 0, failed 0, blocked 0, running 0, pending 4"
     try:
         assert cli.main(["run", str(spec_file), "--store", uri, "--num-cpus", "2", "--no-progress"]) == 0
     finally:
