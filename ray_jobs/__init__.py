@@ -3,6 +3,9 @@
 - :mod:`ray_jobs.spec`   – TOML spec files, grid expansion, run hashes (``load_spec``, ``expand``)
 - :mod:`ray_jobs.store`  – the result store, one folder per run (``Store``)
 - :mod:`ray_jobs.claims` – which driver runs a run: leases taken over when stale (``claim_is_stale``)
+- :mod:`ray_jobs.objstore` – the store on object storage, ``--store s3://bucket/prefix`` (``open_store``,
+  ``ObjectStore``; claims in :mod:`ray_jobs.objclaims`); :mod:`ray_jobs.nodecache` – a worker's scratch,
+  input cache and upload
 - :mod:`ray_jobs.results` – checks a result must pass to count as done (``register_result_validator``)
 - :mod:`ray_jobs.kinds`  – stage kinds: train, eval, construct, theory, probe (``register``)
 - :mod:`ray_jobs.schema` – config schemas of the kinds, checked before anything runs (``validate_spec``)
