@@ -184,6 +184,8 @@ def describe(spec: Spec, store: Store) -> str:
         state = store.state(run.hash)
         if state == "running" and store.live_claim(run.hash) is None:
             state = "stopped"  # no live driver holds it (an interrupted driver); the next run resumes it
+        elif state == "pending" and isinstance(store, ObjectStore) and store.live_claim(run.hash) is not None:
+            state = "running"  # on object storage only the driver writes status: a live claim is the sign
         extra = ""
         if run.inputs:
             extra += " <- " + ", ".join(f"{n}={h}" for n, h in run.inputs.items())

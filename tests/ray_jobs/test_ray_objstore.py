@@ -218,6 +218,19 @@ def test_claims_two_drivers_exactly_one_wins(uri):
         stores[other].release(h, drivers[other])
 
 
+def test_status_shows_a_run_a_live_driver_holds_as_running(uri, tmp_path):
+    from ray_jobs.runner import describe
+
+    store, runs = prepared(uri, tmp_path, xs=(1,))
+    me = driver_identity()
+    assert store.claim(runs[("train", 1)].hash, me) is None
+    spec = chain_spec(tmp_path / "counter.txt", xs=(1,))
+    rows = {line.split()[1]: line.split()[0] for line in describe(spec, store).splitlines()[1:-1]}
+    assert rows == {runs[("train", 1)].hash: "running", runs[("eval", 1)].hash: "pending"}
+    store.release(runs[("train", 1)].hash, me)
+    assert describe(spec, store).splitlines()[-1] == "totals: done 0, failed 0, blocked 0, running 0, pending 2"
+
+
 def test_stale_claim_of_a_dead_driver_is_taken_over_and_live_ones_renewed(uri):
     store = ObjectStore.create(uri, lease_s=2.0)
     dead = driver_identity()
