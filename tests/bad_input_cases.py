@@ -230,6 +230,12 @@ CASES: list[tuple[str, str, int, str]] = [
     (RAY, "run smoke --num-cpus -1 --store {out}", 2, "--num-cpus"),
     (RAY, "run smoke --num-cpus 0 --store {out}", 2, "--num-cpus"),
     (RAY, "run smoke --num-cpus abc --store {out}", 2, "--num-cpus"),
+    (RAY, "run smoke --set nonsense --dry-run --store {out}", 2, "--set 'nonsense': expected STAGE.KEY=VALUE"),
+    (RAY, "run smoke --set train.epochs=abc --dry-run --store {out}", 2, "recipe.epochs must be an integer >= 1"),
+    (RAY, "run smoke --set ghost.epochs=1 --dry-run --store {out}", 2, "no stage 'ghost'"),
+    (RAY, "run smoke --set train.colour=1 --dry-run --store {out}", 2, "unknown key 'colour'"),
+    (RAY, "run smoke --scale nope --dry-run --store {out}", 2, "no [scale.nope] table"),
+    (RAY, "run smoke --max-runs 0 --dry-run --store {out}", 2, "--max-runs"),
     (RAY, "launch smoke", 2, "invalid choice: 'launch'"),
     (RAY, "run", 2, "the following arguments are required: spec"),
     # ------------------------------------------------------------------------------- figures
