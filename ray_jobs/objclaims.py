@@ -29,6 +29,24 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
+def _precondition_failed(err: BaseException) -> bool:
+    """Whether a failed write was refused because its If-Match / If-None-Match did not hold (HTTP 412).
+    s3fs raises a plain OSError for it; the botocore error it came from carries the code."""
+    seen: BaseException | None = err
+    for _ in range(5):
+        if seen is None:
+            break
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            code = str(response.get("Error", {}).get("Code", ""))
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(err).lower()
+    return "pre-condition" in text or "precondition" in text
+
+
 class ObjectClaims:
     """Claims for a store with ``fs``, ``run_key(hash, name)``, ``lease_s`` and ``conditional``."""
 
@@ -72,7 +90,7 @@ class ObjectClaims:
         except (FileExistsError, FileNotFoundError):
             return None
         except OSError as err:
-            if "precondition" in str(err).lower() or "412" in str(err):
+            if _precondition_failed(err):
                 return None
             raise
         if isinstance(out, dict) and out.get("ETag"):
@@ -92,11 +110,17 @@ class ObjectClaims:
                 ours = Claim(driver, time.time(), self.lease_s)
                 new = self._put_claim(run_hash, ours.to_json(), etag)
                 if new is not None:
+                    if holder is not None and holder.driver.token != driver.token:
+                        log.warning("%s: took over the claim of driver %s (host %s, pid %s): its lease expired",
+                                    run_hash, holder.driver.token[:8], holder.driver.host, holder.driver.pid)
                     self._held[run_hash] = (ours, new)
                     self._start_heartbeat()
                     return None
+            # Every write lost a race: report a holder (never None, which would mean "ours"), so the
+            # scheduler waits and tries again at its next poll.
             holder, _, _ = self._read_claim(run_hash)
-            return holder
+            now = time.time()
+            return holder or Claim(Driver(token="", host="?", pid=-1, since=now), now, self.lease_s)
 
     def release(self, run_hash: str, driver: Driver) -> None:
         with self._lock:
@@ -125,15 +149,21 @@ class ObjectClaims:
                 if not self._held:
                     self._beat = None
                     return
-                for run_hash, (claim, etag) in list(self._held.items()):
-                    fresh = Claim(claim.driver, time.time(), claim.lease_s)
-                    try:
-                        new = self._put_claim(run_hash, fresh.to_json(), etag)
-                    except Exception as err:  # noqa: BLE001 - a network hiccup: retry at the next beat
-                        log.warning("%s: could not renew the claim: %s", run_hash, _one_line(err))
-                        continue
-                    if new is None:
-                        log.warning("%s: lost the claim (taken over by another driver)", run_hash)
-                        del self._held[run_hash]
-                    else:
-                        self._held[run_hash] = (fresh, new)
+            self._heartbeat_once()
+
+    def _heartbeat_once(self) -> None:
+        """Renew every claim we hold (If-Match: the ETag of our last write); a refused renewal means
+        another driver took the claim over, and we let it go."""
+        with self._lock:
+            for run_hash, (claim, etag) in list(self._held.items()):
+                fresh = Claim(claim.driver, time.time(), claim.lease_s)
+                try:
+                    new = self._put_claim(run_hash, fresh.to_json(), etag)
+                except Exception as err:  # noqa: BLE001 - a network hiccup: retry at the next beat
+                    log.warning("%s: could not renew the claim: %s", run_hash, _one_line(err))
+                    continue
+                if new is None:
+                    log.warning("%s: lost the claim (taken over by another driver)", run_hash)
+                    del self._held[run_hash]
+                else:
+                    self._held[run_hash] = (fresh, new)

@@ -218,6 +218,37 @@ def test_claims_two_drivers_exactly_one_wins(uri):
         stores[other].release(h, drivers[other])
 
 
+def test_drivers_racing_to_take_over_one_stale_claim_one_wins_and_the_loser_of_a_claim_notices(uri):
+    ObjectStore.create(uri)
+    dead = driver_identity()
+    dead = type(dead)(token="dead" * 8, host="gone-host", pid=1, since=time.time() - 100)
+    stale = json.dumps(Claim(dead, time.time() - 50, 10.0).to_json()).encode()
+    stores = [ObjectStore(uri, lease_s=30.0) for _ in range(4)]
+    drivers = [driver_identity() for _ in stores]
+    stores[0].put_bytes("r1", "claim.json", stale)
+    results, barrier = [None] * len(stores), threading.Barrier(len(stores))
+
+    def race(i):
+        barrier.wait()
+        results[i] = stores[i].claim("r1", drivers[i])
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, r in enumerate(results) if r is None]
+    assert len(winners) == 1, results
+    w = winners[0]
+    assert {r.driver.token for r in results if r is not None} <= {drivers[w].token, ""}
+    # Someone overwrites the winner's claim: its next renewal is refused (If-Match) and it lets go.
+    stores[0].put_bytes("r1", "claim.json", stale)
+    stores[w]._heartbeat_once()
+    assert "r1" not in stores[w]._held
+    stores[w].release("r1", drivers[w])  # no longer ours: the claim object is left alone
+    assert stores[0].get_bytes("r1", "claim.json") == stale
+
+
 def test_status_shows_a_run_a_live_driver_holds_as_running(uri, tmp_path):
     from ray_jobs.runner import describe
 
