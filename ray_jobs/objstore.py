@@ -103,7 +103,7 @@ def open_store(value: str | Any, mode: str = "create", *, lease_s: float | None 
     return store
 
 
-def filesystem(protocol: str) -> Any:
+def filesystem(protocol: str, uri: str | None = None) -> Any:
     """A fresh fsspec filesystem for ``protocol``, without listing caches (other writers change the
     store under us). StoreUnavailableError when fsspec has no backend for it or its package is absent."""
     import fsspec
@@ -116,7 +116,7 @@ def filesystem(protocol: str) -> Any:
         return fsspec.filesystem(protocol, **options)
     except (ImportError, ValueError) as err:
         extra = " (pip install 'advfeat[s3]')" if protocol in _CONDITIONAL else ""
-        raise StoreUnavailableError(f"store {protocol}://...: no filesystem for {protocol!r}{extra}: "
+        raise StoreUnavailableError(f"store {uri or protocol + '://...'}: no filesystem for {protocol!r}{extra}: "
                                     f"{str(err).splitlines()[0]}") from err
 
 
@@ -131,7 +131,7 @@ class ObjectStore(ObjectClaims):
         self.protocol, self.base = protocol, rest
         self.root = ObjectPath(f"{protocol}://{rest}")
         self.lease_s = float(lease_s) if lease_s is not None else default_lease_s()
-        self.fs = filesystem(protocol)
+        self.fs = filesystem(protocol, uri)
         self.conditional = protocol in _CONDITIONAL
         # A worker's view (repairs=False) only reads: a damaged file is left for the driver to move aside.
         self.repairs = repairs

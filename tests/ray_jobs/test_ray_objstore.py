@@ -314,6 +314,8 @@ def test_local_paths_and_file_uris_are_local_stores(tmp_path):
     assert isinstance(store, Store) and store.root == tmp_path / "b" and (tmp_path / "b" / "runs").is_dir()
     with pytest.raises(ValueError, match="PROTOCOL://bucket"):
         ObjectStore("s3://")
+    with pytest.raises(StoreUnavailableError, match="store nosuchproto://b/x: no filesystem for 'nosuchproto'"):
+        open_store("nosuchproto://b/x")
 
 
 @pytest.mark.ray
