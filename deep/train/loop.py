@@ -8,6 +8,7 @@ between the training RNG's save and restore, so it never changes the trained wei
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 
 from deep import io as dio
 from deep.device import prefers_channels_last, resolve_device
+from deep.precision import resolve_bf16
 from deep.progress import progress_enabled
 from deep.runfolder import RunFolder, TrainResult, build_from_spec, load_run
 
@@ -195,14 +197,24 @@ def build(recipe: Recipe, folder: RunFolder, dev: torch.device, *, data_root: An
     identity = {"data": data_identity(recipe.data.dataset, train_split),
                 "eval_data": data_identity(recipe.data.dataset, test_split), "torch": torch.__version__,
                 "python": platform.python_version(), "device": str(dev), "threads": torch.get_num_threads(),
-                "steps_per_epoch": steps_per_epoch}
+                "steps_per_epoch": steps_per_epoch, "extra": {"precision": "bf16" if recipe.bf16 else "fp32"}}
     folder.write_model_spec(spec)
     return Session(recipe, folder, dev, train_split, test_split, model, optimizer, scheduler, generator, method,
                    method.make_attack(model, generator), identity, steps_per_epoch)
 
 
-def resume(s: Session, state: dict[str, Any] | None) -> None:
-    """Restore the checkpoint's weights, optimiser, schedule and RNG (or clear a log without one)."""
+def _with_precision(recipe: Recipe, dev: torch.device) -> Recipe:
+    """The recipe the session runs: bf16 = 'auto' resolved for this machine (deep.precision), logged."""
+    if recipe.bf16 != "auto":
+        return recipe
+    use = resolve_bf16(None, dev)
+    log.info("bf16 = 'auto': %s on this machine", "bf16" if use else "fp32")
+    return dataclasses.replace(recipe, bf16=use)
+
+
+def resume(s: Session, state: dict[str, Any] | None, recipe: Recipe) -> None:
+    """Restore the checkpoint's weights, optimiser, schedule and RNG (or clear a log without one).
+    recipe.json gets the recipe as given (bf16 may be 'auto'); the session runs the resolved one."""
     if state is not None:
         s.model.load_state_dict(state["model"])
         s.optimizer.load_state_dict(state["optimizer"])
@@ -213,7 +225,7 @@ def resume(s: Session, state: dict[str, Any] | None) -> None:
         s.folder.trim_log(s.start_epoch)
     else:
         s.folder.log_path.unlink(missing_ok=True)  # a log without a checkpoint belongs to a run that never saved
-    s.folder.write_recipe(s.recipe.to_dict())
+    s.folder.write_recipe(recipe.to_dict())
     s.folder.write_metrics(TrainResult(**s.identity, status="running", epochs_done=s.start_epoch,
                                        epochs=s.recipe.optim.epochs))
 
@@ -345,8 +357,8 @@ def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, data_root: Any = N
         dev = resolve_device(device)
         state = _resume_state(folder, dev)
         show = progress_enabled(progress)
-        s = build(recipe, folder, dev, data_root=data_root, fresh=state is None)
-        resume(s, state)
+        s = build(_with_precision(recipe, dev), folder, dev, data_root=data_root, fresh=state is None)
+        resume(s, state, recipe)
         plan = heldout_plan(recipe)
         if verbose and plan.robust:
             _say(f"held-out check: {plan.attack} at {plan.norm} ε={plan.eps:.4g} on {len(s.test_split)} test images")

@@ -42,6 +42,20 @@ NORMS: tuple[str, ...] = ("linf", "l2")
 DATASET_PREFIXES: tuple[str, ...] = ("npz:", "dir:", "restricted-imagenet:")
 
 
+def parse_bf16(value: Any) -> bool | str:
+    """true/false (any case, also 1/0/yes/no) or 'auto'; ValueError naming the value otherwise."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    if text == "auto":
+        return "auto"
+    raise ValueError(f"bf16 must be true, false or 'auto', got {value!r}")
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -214,7 +228,9 @@ class Recipe:
     threat: ThreatConfig = field(default_factory=ThreatConfig)
     heldout: HeldOutConfig = field(default_factory=HeldOutConfig)
     seed: int = knob(0, "seed of model init, batch order, augmentation and attack random starts", kind=int)
-    bf16: bool = knob(False, "bfloat16 autocast for forward/backward (training and attacks)", kind=bool)
+    bf16: bool | str = knob(False, "bfloat16 autocast for forward/backward (training and attacks): true, false, or "
+                            "'auto' = bf16 where this machine runs it natively and measurably faster, else fp32 "
+                            "(deep.precision)", kind=parse_bf16)
     checkpoint_every: int = knob(1, "save checkpoint.pt (one file, overwritten: the last) every this-many epochs and "
                                  "after the last; a resumed run redoes the epochs since the last save", kind=int)
 
@@ -224,7 +240,7 @@ class Recipe:
             require(isinstance(getattr(self, part), kind), part, getattr(self, part), f"must be a {kind.__name__}")
         cls = method_of(self.method)
         require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
-        _need_bool(self, "bf16")
+        require(isinstance(self.bf16, bool) or self.bf16 == "auto", "bf16", self.bf16, "must be true, false or 'auto'")
         eps, norm = self.threat.eps, self.threat.norm
         require(not cls.adversarial or eps > 0, "eps", eps, f"must be > 0 for method {cls.name!r}")
         require(not cls.linf_only or norm == "linf", "norm", norm,
@@ -321,6 +337,11 @@ def _add_flag(parser: argparse.ArgumentParser, flat: str, f: dataclasses.Field) 
     help_text = meta["help"] + ("" if f.default is None else f" (default: {shown!r})")
     if meta["kind"] is dict:  # a table of options, given as JSON on the command line
         parser.add_argument(_flag(flat), dest=flat, type=json.loads, default=None, help=help_text)
+    elif meta["kind"] is parse_bf16:  # --bf16 [auto|true|false]; a bare --bf16 is true, --no-bf16 false
+        parser.add_argument(_flag(flat), dest=flat, nargs="?", const=True, type=parse_bf16, default=None,
+                            metavar="auto|true|false", help=help_text)
+        parser.add_argument(f"--no-{flat.replace('_', '-')}", dest=flat, action="store_const", const=False,
+                            help=argparse.SUPPRESS)
     elif meta["kind"] is bool:
         parser.add_argument(_flag(flat), dest=flat, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     elif isinstance(f.default, tuple):

@@ -51,3 +51,30 @@ def test_corrupt_cache_is_measured_again(monkeypatch, cache):
 
 def test_real_measurement_returns_a_positive_ratio():
     assert precision.measure_speedup(CPU) > 0
+
+
+def test_recipe_auto_precision_is_resolved_per_machine_and_recorded(tmp_path, monkeypatch, cache):
+    """bf16 = 'auto' in a recipe: the session trains with the machine's choice, recipe.json keeps
+    'auto' (so the folder resumes on another machine) and metrics.json records what was used."""
+    import argparse
+
+    from _tiny import tiny_recipe, write_tiny_npz
+    from deep.io import read_json
+    from deep.train import Recipe, train
+    from deep.train.recipe import add_recipe_arguments, recipe_from_args
+
+    data = write_tiny_npz(tmp_path / "tiny.npz")
+    for flags, use in (({"avx2"}, "fp32"), ({"avx512_bf16"}, "bf16")):
+        monkeypatch.setattr(precision, "cpu_flags", lambda flags=flags: flags)
+        monkeypatch.setattr(precision, "measure_speedup", lambda d: 3.0)
+        out = tmp_path / use
+        metrics = train(Recipe.from_dict(tiny_recipe(data, bf16="auto", epochs=1)), out, progress=False)
+        assert metrics["precision"] == use
+        assert read_json(out / "recipe.json")["bf16"] == "auto"
+    parser = argparse.ArgumentParser()
+    add_recipe_arguments(parser)
+    for argv, expected in ((["--bf16", "auto"], "auto"), (["--bf16"], True), (["--no-bf16"], False),
+                           (["--bf16", "false"], False)):
+        assert recipe_from_args(parser.parse_args(["--dataset", "mnist", *argv])).bf16 == expected
+    with pytest.raises(ValueError, match="bf16 must be true, false or 'auto'"):
+        Recipe.from_dict({"dataset": "mnist", "bf16": "maybe"})
