@@ -99,6 +99,8 @@ def _apply_to_stage(name: str, raw: dict[str, Any], o: Override) -> bool:
         raw[RESOURCES] = {**raw.get(RESOURCES, {}), **o.value}
         return True
     config, grid = raw.setdefault("config", {}), raw.get("grid", {})
+    if not isinstance(config, dict) or not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
+        return False  # a malformed stage: parse_spec names the problem
     if o.key in grid and not any(isinstance(v, dict) for v in grid[o.key]):
         raise OverrideError(f"override {o.text()}: {o.key!r} is a grid axis of stage {name!r}; an override may not "
                             f"change the grid (set the key inside a zipped axis's tables instead)")

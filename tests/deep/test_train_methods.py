@@ -109,8 +109,10 @@ def test_old_recipe_json_loads_into_the_composed_parts() -> None:
     assert (r.data.dataset, r.data.first_n, r.model.name, r.optim.milestones) == ("cifar10-subset", 5085,
                                                                                    "cifar-cnn", (3.0,))
     assert (r.threat.eps, r.threat.norm, r.heldout.every, r.bf16) == (0.5, "l2", 100, True)
-    # written back: the same keys and values, plus the held-out check's two new keys at their defaults
-    assert r.to_dict() == {**OLD_RECIPE_JSON, "eval_robust": None, "eval_eps": None}
+    # written back: the same keys and values, plus the keys added since at their defaults (the held-out
+    # check's two, and issue 10's model_options, random_start and checkpoint_every)
+    assert r.to_dict() == {**OLD_RECIPE_JSON, "eval_robust": None, "eval_eps": None, "model_options": None,
+                           "random_start": True, "checkpoint_every": 1}
     assert (r.eps, r.lam, r.mart_ablation, r.dataset) == (0.5, 5.0, "no-kl", "cifar10-subset")  # flat reads
 
 

@@ -115,3 +115,39 @@ def test_unknown_scale_and_bad_scale_table_fail(tmp_path, capsys):
 def test_dry_run_of_a_scale_prints_the_miniature(tmp_path, capsys):
     assert cli.main(["run", "goodfellow-paper", "--scale", "smoke", "--dry-run", "--store", str(tmp_path / "s")]) == 0
     assert "pending 15" in capsys.readouterr().out
+
+
+# -- issue 10's audit of the paper specs --------------------------------------------------------------
+def runs_of(name: str, stage: str) -> list:
+    return [r for r in expand(load_spec(SPECS / f"{name}.toml")) if r.stage == stage]
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_every_paper_spec_states_where_its_settings_come_from(name):
+    header = (SPECS / f"{name}.toml").read_text()
+    for line in ("# From the paper:", "# From the official code:", "# Our choice:"):
+        assert line in header
+
+
+def test_audited_settings():
+    maxout = [r.config for r in runs_of("goodfellow-paper", "train") if r.config["model"] == "maxout"]
+    assert [c["model_options"] for c in maxout] == [{"dropout": 0.5}]
+    assert {c["model_options"]["hidden"][0] for c in map(lambda r: r.config, runs_of("goodfellow-paper",
+                                                                                      "train_robust"))} == {1600}
+    assert [r.config["random_start"] for r in runs_of("paper-cifar10", "train_adv")] == [False]
+    mnist = [r.config for r in runs_of("mart-paper", "train_table") if r.config["dataset"] == "mnist"]
+    assert all(c["schedule"] == "step" and c["milestones"] == [55] for c in mnist)
+    cifar_evals = [r.config for r in expand(load_spec(SPECS / "mart-paper.toml"))
+                   if r.kind == "eval" and r.config.get("dataset") == "cifar10"]
+    assert cifar_evals and all(c["alpha"] == 0.003 for c in cifar_evals)
+    samples = runs_of("tsipras-paper", "train_samples_cifar10")
+    assert all(r.config["epochs"] // r.config["checkpoint_every"] in (10, 20) for r in samples)
+    assert {r.num_gpus for r in runs_of("tsipras-paper", "train_tradeoff_mnist")} == {0.25}
+
+
+def test_eval_kind_takes_a_step_size():
+    from ray_jobs.schema import kind_schema
+
+    schema = kind_schema("eval")
+    assert schema.problems({"eps": 0.031, "norm": "linf", "alpha": 0.003}) == []
+    assert "key 'alpha' = 0" in schema.problems({"eps": 0.031, "norm": "linf", "alpha": 0})[0]
