@@ -79,3 +79,16 @@ def test_random_start_false_starts_the_training_attack_at_the_image(tiny, method
     gen = torch.Generator().manual_seed(0)
     assert on.make_attack(model, gen).random_start in (True, "normal")
     assert off.make_attack(model, gen).random_start is False
+
+
+def test_model_options_flag_takes_json(tiny):
+    import argparse
+
+    from deep.train.recipe import add_recipe_arguments, recipe_from_args
+
+    parser = argparse.ArgumentParser()
+    add_recipe_arguments(parser)
+    args = parser.parse_args(["--model", "maxout", "--model-options", '{"hidden": [16], "dropout": 0.2}',
+                              "--checkpoint-every", "3", "--no-random-start"])
+    r = recipe_from_args(args, {"dataset": tiny})
+    assert (r.model.options, r.checkpoint_every, r.threat.random_start) == ({"hidden": [16], "dropout": 0.2}, 3, False)
