@@ -46,16 +46,15 @@ from typing import Any
 from deep.io import json_text
 from ray_jobs.claims import default_lease_s
 from ray_jobs.objclaims import ObjectClaims, _one_line
+from ray_jobs.records import STATES, RunRecords
 from ray_jobs.results import InvalidResultError, check_result
 
 log = logging.getLogger(__name__)
 
-STATES = ("pending", "running", "done", "failed", "blocked")
 STORE_MARK = "store.json"
 STORE_FORMAT = "advfeat.store/1"
 MANIFEST = "manifest.json"
 RESULT = "metrics.json"
-_PENDING: dict[str, Any] = {"state": "pending", "attempts": 0}
 _CONDITIONAL = ("s3", "s3a")
 
 
@@ -120,7 +119,7 @@ def filesystem(protocol: str, uri: str | None = None) -> Any:
                                     f"{str(err).splitlines()[0]}") from err
 
 
-class ObjectStore(ObjectClaims):
+class ObjectStore(ObjectClaims, RunRecords):
     """The store at ``uri`` (``PROTOCOL://bucket[/prefix]``); same reading/writing API as ``Store``."""
 
     def __init__(self, uri: str, *, lease_s: float | None = None, repairs: bool = True) -> None:
@@ -236,22 +235,6 @@ class ObjectStore(ObjectClaims):
         log.warning("%s: moved aside", why)
         self.log(run_hash, f"moved the damaged {name} aside to {name}.corrupt-{stamp}: {why}")
 
-    def status(self, run_hash: str) -> dict[str, Any]:
-        status = self._read(run_hash, "status.json")
-        if status is None:
-            return dict(_PENDING)
-        if not isinstance(status, dict) or status.get("state") not in STATES:
-            self._set_aside(run_hash, "status.json", f"{self.run_dir(run_hash)}/status.json: not a status record")
-            return dict(_PENDING)
-        return status
-
-    def config(self, run_hash: str) -> dict[str, Any] | None:
-        cfg = self._read(run_hash, "config.json")
-        if cfg is not None and not isinstance(cfg, dict):
-            self._set_aside(run_hash, "config.json", f"{self.run_dir(run_hash)}/config.json: not a JSON object")
-            return None
-        return cfg
-
     def _manifest_problem(self, run_hash: str) -> str | None:
         """Why the uploaded artifacts do not match manifest.json, or None when they all do."""
         manifest = self._read(run_hash, MANIFEST)
@@ -283,19 +266,8 @@ class ObjectStore(ObjectClaims):
             return None
         return result
 
-    def metrics(self, run_hash: str) -> dict[str, Any] | None:
-        if self.status(run_hash).get("state") != "done":
-            return None
+    def _result(self, run_hash: str) -> dict[str, Any] | None:
         return self.uploaded_result(run_hash)
-
-    def is_done(self, run_hash: str) -> bool:
-        return self.metrics(run_hash) is not None
-
-    def state(self, run_hash: str) -> str:
-        state = self.status(run_hash)["state"]
-        if state == "done" and self.uploaded_result(run_hash) is None:
-            return "pending"
-        return state
 
     def all_hashes(self) -> list[str]:
         try:

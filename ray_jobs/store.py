@@ -62,19 +62,18 @@ from typing import Any
 from deep.io import CorruptFileError, json_text, quarantine, read_json, write_json
 from ray_jobs.claims import (Claim, Driver, Heartbeat, acquire, claim_is_stale, default_lease_s, driver_identity,
                              read_claim, release)
+from ray_jobs.records import STATES, RunRecords
 from ray_jobs.results import InvalidResultError, check_result
 
 __all__ = ["STATES", "Store", "Claim", "Driver", "driver_identity", "claim_is_stale", "InvalidResultError"]
 
 log = logging.getLogger(__name__)
 
-STATES = ("pending", "running", "done", "failed", "blocked")
 CLAIM = "claim.json"
 DIR_MODE, FILE_MODE = 0o755, 0o644
-_PENDING: dict[str, Any] = {"state": "pending", "attempts": 0}
 
 
-class Store:
+class Store(RunRecords):
     """A store rooted at ``root`` (need not exist yet; it must not be a file)."""
 
     def __init__(self, root: str | Path, *, lease_s: float | None = None) -> None:
@@ -149,10 +148,11 @@ class Store:
         except FileNotFoundError:
             return None
         except CorruptFileError as err:
-            self._set_aside(run_hash, path, str(err))
+            self._set_aside(run_hash, name, str(err))
             return None
 
-    def _set_aside(self, run_hash: str, path: Path, why: str) -> None:
+    def _set_aside(self, run_hash: str, name: str, why: str) -> None:
+        path = self.run_dir(run_hash) / name
         try:
             moved = quarantine(path)
         except FileNotFoundError:
@@ -162,25 +162,6 @@ class Store:
             return
         with contextlib.suppress(OSError):
             self.log(run_hash, f"moved the damaged {path.name} aside to {moved.name}: {why}")
-
-    def status(self, run_hash: str) -> dict[str, Any]:
-        """status.json, or a pending status when it is missing or damaged (then moved aside)."""
-        status = self._read(run_hash, "status.json")
-        if status is None:
-            return dict(_PENDING)
-        if not isinstance(status, dict) or status.get("state") not in STATES:
-            path = self.run_dir(run_hash) / "status.json"
-            self._set_aside(run_hash, path, f"{path}: not a status record (state must be one of {STATES})")
-            return dict(_PENDING)
-        return status
-
-    def config(self, run_hash: str) -> dict[str, Any] | None:
-        cfg = self._read(run_hash, "config.json")
-        if cfg is not None and not isinstance(cfg, dict):
-            path = self.run_dir(run_hash) / "config.json"
-            self._set_aside(run_hash, path, f"{path}: expected a JSON object, got {type(cfg).__name__}")
-            return None
-        return cfg
 
     def _result(self, run_hash: str) -> dict[str, Any] | None:
         """metrics.json if it passes the checks; a damaged or invalid file is moved aside. Call only for
@@ -192,26 +173,9 @@ class Store:
         try:
             check_result(result, (self.config(run_hash) or {}).get("kind"), str(path))
         except InvalidResultError as err:
-            self._set_aside(run_hash, path, str(err))
+            self._set_aside(run_hash, "metrics.json", str(err))
             return None
         return result
-
-    def metrics(self, run_hash: str) -> dict[str, Any] | None:
-        """The result of a done run; None for every run that is not done, including one whose result is
-        missing or fails the checks (never an error, so a report renders it as missing)."""
-        if self.status(run_hash).get("state") != "done":
-            return None
-        return self._result(run_hash)
-
-    def is_done(self, run_hash: str) -> bool:
-        return self.metrics(run_hash) is not None
-
-    def state(self, run_hash: str) -> str:
-        """The status's state, except that 'done' without a valid result reads as pending."""
-        state = self.status(run_hash)["state"]
-        if state == "done" and self._result(run_hash) is None:
-            return "pending"
-        return state
 
     def all_hashes(self) -> list[str]:
         if not self.runs_dir.is_dir():

@@ -263,7 +263,8 @@ def test_status_shows_a_run_a_live_driver_holds_as_running(uri, tmp_path):
 
 
 def test_stale_claim_of_a_dead_driver_is_taken_over_and_live_ones_renewed(uri):
-    store = ObjectStore.create(uri, lease_s=2.0)
+    lease = 6.0  # long enough that a loaded CI machine's late heartbeat never lets the claim lapse
+    store = ObjectStore.create(uri, lease_s=lease)
     dead = driver_identity()
     dead = type(dead)(token="dead" * 8, host="gone-host", pid=1, since=time.time() - 100)
     store.put_bytes("r1", "claim.json", json.dumps(Claim(dead, time.time() - 50, 10.0).to_json()).encode())
@@ -271,10 +272,12 @@ def test_stale_claim_of_a_dead_driver_is_taken_over_and_live_ones_renewed(uri):
     assert store.claim("r1", me) is None
     assert store.live_claim("r1").driver.token == me.token
     first = store.fs.info(store.run_key("r1", "claim.json"))["ETag"]
-    time.sleep(1.0)  # the heartbeat renews every lease_s / 4
-    assert store.fs.info(store.run_key("r1", "claim.json"))["ETag"] != first
-    assert store.live_claim("r1").heartbeat > time.time() - 1.0
-    other = ObjectStore(uri, lease_s=2.0)
+    deadline = time.time() + 30  # the heartbeat renews every lease / 4; poll instead of a fixed sleep
+    while store.fs.info(store.run_key("r1", "claim.json"))["ETag"] == first and time.time() < deadline:
+        time.sleep(0.2)
+    assert store.fs.info(store.run_key("r1", "claim.json"))["ETag"] != first, "the heartbeat never renewed"
+    assert store.live_claim("r1").heartbeat > time.time() - lease
+    other = ObjectStore(uri, lease_s=lease)
     assert other.claim("r1", driver_identity()).driver.token == me.token  # live: respected
     store.release("r1", me)
 

@@ -82,15 +82,16 @@ def test_claim_is_stale():
 
 
 def test_a_heartbeat_keeps_a_long_run_claimed_and_stops_at_release(tmp_path):
-    a, b = Store(tmp_path / "store", lease_s=0.4), Store(tmp_path / "store", lease_s=0.4)
+    # lease 1 s (a renewal every 0.25 s): long enough that a busy CI machine never delays a renewal past it
+    a, b = Store(tmp_path / "store", lease_s=1.0), Store(tmp_path / "store", lease_s=1.0)
     me, other = driver_identity(), driver_identity()
     assert a.claim("h", me) is None
     first = a.claim_holder("h").heartbeat
-    time.sleep(1.2)  # three leases
-    assert a.claim_holder("h").heartbeat > first + 0.5
+    time.sleep(2.5)  # two and a half leases
+    assert a.claim_holder("h").heartbeat > first + 1.25
     assert b.claim("h", other).driver == me
     a.release("h", me)
-    time.sleep(0.3)
+    time.sleep(0.5)
     assert a.claim_holder("h") is None and a._heartbeat.held == {}
     assert b.claim("h", other) is None
     b.release("h", other)
