@@ -248,9 +248,20 @@ def _add_tradeoff_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--d", type=int, default=1000, help="number of weak features (integer >= 1, default 1000)")
 
 
+def _eps(text: str) -> float:
+    """ε as typed anywhere in the package: a number or a fraction ("8/255"); deep.units has no torch import."""
+    from deep.units import parse_eps
+
+    try:
+        return parse_eps(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _add_gaussian_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--eps", type=float, nargs="+", default=list(DEFAULT_EPS),
-                    help="l2 adversary radii in input units, each >= 0 (default 0 0.5 1 2 5 10)")
+    sp.add_argument("--eps", type=_eps, nargs="+", default=list(DEFAULT_EPS),
+                    help="l2 adversary radii in input units, each >= 0, numbers or fractions such as 1/2 "
+                         "(default 0 0.5 1 2 5 10)")
     sp.add_argument("--mu", type=float, nargs="+", default=None,
                     help=f"class mean mu* (d numbers; default {DEFAULT_MU})")
     sp.add_argument("--sigma", type=float, nargs="+", default=None,
@@ -258,8 +269,9 @@ def _add_gaussian_args(sp: argparse.ArgumentParser) -> None:
 
 
 def _add_linear_args(sp: argparse.ArgumentParser, eps_flag: str = "--eps") -> None:
-    sp.add_argument(eps_flag, dest="linear_eps", type=float, default=0.25,
-                    help="l_inf radius in input units (pixels in [0, 1]; default 0.25, GF's MNIST value)")
+    sp.add_argument(eps_flag, dest="linear_eps", type=_eps, default=0.25,
+                    help="l_inf radius in input units (pixels in [0, 1]; a number or a fraction such as 8/255; "
+                         "default 0.25, GF's MNIST value)")
     sp.add_argument("--ns", type=int, nargs="+", default=list(DEFAULT_NS),
                     help="dimensions n to tabulate (integers >= 1)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")

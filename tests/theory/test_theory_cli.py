@@ -144,3 +144,11 @@ def test_help_names_units() -> None:
     parser = cli.build_parser()
     text = parser._subparsers._group_actions[0].choices["gaussian"].format_help()  # type: ignore[union-attr]
     assert "input units" in text and "--sigma" in text
+
+
+def test_eps_is_accepted_as_a_fraction_everywhere_it_is_typed(capsys):
+    from theory.cli import main
+
+    assert main(["linear", "--eps", "8/255", "--ns", "10", "--json"]) == 0
+    import json
+    assert json.loads(capsys.readouterr().out)["eps"] == 8 / 255
