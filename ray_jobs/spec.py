@@ -41,6 +41,12 @@ Expansion rules:
 * A run's identity is ``sha256(kind, resolved config, {input: input run's hash})``, so the same
   computation reached from two specs or stages is one run in the store.
 
+Key names: a stage's config and grid may use the command line's names for a concept — ``n`` (the first
+N examples), ``attacks`` (an eval suite), ``alpha`` (a construct step size) — or the keys the store
+records (``first_n``, ``suite``, ``step``; see :data:`KEY_ALIASES`). Either is turned into the recorded
+key before hashing, so a spec written either way names the same runs and existing stores resume.
+Giving both spellings in one stage is an error.
+
 Shrinking a spec without editing it (ray_jobs/overrides.py has the rules)::
 
     [scale.smoke]                   # a named scale: `python -m ray_jobs run SPEC --scale smoke`
@@ -228,6 +234,36 @@ def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = 
     )
 
 
+# The command line's name of a concept -> the key a kind's config (and so the run hash) records, per kind.
+KEY_ALIASES: dict[str, dict[str, str]] = {
+    "eval": {"n": "first_n", "attacks": "suite"},
+    "transfer": {"n": "first_n"},
+    "construct": {"alpha": "step"},
+    "train": {"n": "first_n"},
+    "mart-train": {"n": "first_n"},
+}
+
+
+def _canonical_table(table: dict[str, Any], aliases: dict[str, str], where: str) -> dict[str, Any]:
+    both = [f"{a!r} and {k!r}" for a, k in aliases.items() if a in table and k in table]
+    if both:
+        raise SpecError(f"{where}: {', '.join(both)} name the same setting; keep one")
+    return {aliases.get(k, k): v for k, v in table.items()}
+
+
+def _canonical_keys(kind: str, config: dict[str, Any], grid: dict[str, Any], where: str) -> tuple[dict, dict]:
+    """config and grid with KEY_ALIASES[kind] renamed to the recorded keys (scalar axes and the keys of
+    zipped axes' tables alike)."""
+    aliases = KEY_ALIASES.get(kind, {})
+    if not aliases:
+        return config, grid
+    config = _canonical_table(config, aliases, f"{where} config")
+    grid = _canonical_table(grid, aliases, f"{where} grid")
+    grid = {axis: [_canonical_table(v, aliases, f"{where} grid axis {axis!r}") if isinstance(v, dict) else v
+                   for v in values] if isinstance(values, list) else values for axis, values in grid.items()}
+    return config, grid
+
+
 def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
     where = f"stage {name!r}"
     if not isinstance(raw, dict):
@@ -244,6 +280,7 @@ def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
     grid = raw.get("grid", {})
     if not isinstance(grid, dict):
         raise SpecError(f"{where}: 'grid' must be a table of lists")
+    config, grid = _canonical_keys(kind, config, grid, where)
     for axis, values in grid.items():
         if not isinstance(values, list) or not values:
             raise SpecError(f"{where}: grid axis {axis!r} must be a non-empty list")
@@ -259,7 +296,7 @@ def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
         if isinstance(target, dict):
             if set(target) - {"stage", "on"} or not isinstance(target.get("on", []), list):
                 raise SpecError(f"{where}: needs.{inp} must be \"STAGE\" or {{ stage = \"STAGE\", on = [axes] }}")
-            on = tuple(str(a) for a in target.get("on", []))
+            on = tuple(KEY_ALIASES.get(kind, {}).get(str(a), str(a)) for a in target.get("on", []))
             target = target.get("stage")
         if not isinstance(target, str) or target not in earlier:
             raise SpecError(

@@ -226,3 +226,22 @@ def test_progress_line_without_terminal_prints_on_change(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["[g] done 1/5, failed 0, running 1, queued 2: train[mnist] epoch 2/3",
                      "[g] done 2/5, failed 1, running 0, queued 0"]
+
+
+def test_command_line_key_names_in_a_spec_name_the_same_runs():
+    """`n`, `attacks` and (construct) `alpha` are the CLI's names; a spec may use them or the recorded
+    keys first_n / suite / step, with the same hashes, so stores written either way resume."""
+    def spec(eval_cfg, construct_grid):
+        return {"stages": {
+            "t": {"kind": "train", "config": {"dataset": "mnist", "model": "mlp"}},
+            "c": {"kind": "construct", "needs": {"source": "t"}, "config": {"construct": "rand", "eps": 1.0},
+                  "grid": {"setting": construct_grid}},
+            "e": {"kind": "eval", "needs": {"model": "t"}, "config": eval_cfg}}}
+    recorded = expand(parse_spec(spec({"first_n": 100, "suite": ["fgsm"], "eps": 0.3},
+                                      [{"step": 0.1, "steps": 5}])))
+    cli_names = expand(parse_spec(spec({"n": 100, "attacks": ["fgsm"], "eps": 0.3},
+                                       [{"alpha": 0.1, "steps": 5}])))
+    assert [r.hash for r in recorded] == [r.hash for r in cli_names]
+    assert cli_names[-1].config["first_n"] == 100 and "n" not in cli_names[-1].config
+    with pytest.raises(SpecError, match="'attacks' and 'suite' name the same setting"):
+        parse_spec(spec({"attacks": ["fgsm"], "suite": ["fgsm"], "eps": 0.3}, [{"step": 0.1}]))
