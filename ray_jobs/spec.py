@@ -41,11 +41,8 @@ Expansion rules:
 * A run's identity is ``sha256(kind, resolved config, {input: input run's hash})``, so the same
   computation reached from two specs or stages is one run in the store.
 
-Key names: a stage's config and grid may use the command line's names for a concept — ``n`` (the first
-N examples), ``attacks`` (an eval suite), ``alpha`` (a construct step size) — or the keys the store
-records (``first_n``, ``suite``, ``step``; see :data:`KEY_ALIASES`). Either is turned into the recorded
-key before hashing, so a spec written either way names the same runs and existing stores resume.
-Giving both spellings in one stage is an error.
+Key names: a config may use the command line's names (``n``, ``attacks``, construct's ``alpha``) or the
+recorded keys (``first_n``, ``suite``, ``step``); ray_jobs/keynames.py renames them before hashing.
 
 Shrinking a spec without editing it (ray_jobs/overrides.py has the rules)::
 
@@ -73,6 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ray_jobs.keynames import KEY_ALIASES, KeyNameError, canonical_keys
 from ray_jobs.overrides import Override, OverrideError, apply_overrides, scale_overrides
 
 SPEC_KEYS = {"name", "description", "kind_modules"}
@@ -234,36 +232,6 @@ def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = 
     )
 
 
-# The command line's name of a concept -> the key a kind's config (and so the run hash) records, per kind.
-KEY_ALIASES: dict[str, dict[str, str]] = {
-    "eval": {"n": "first_n", "attacks": "suite"},
-    "transfer": {"n": "first_n"},
-    "construct": {"alpha": "step"},
-    "train": {"n": "first_n"},
-    "mart-train": {"n": "first_n"},
-}
-
-
-def _canonical_table(table: dict[str, Any], aliases: dict[str, str], where: str) -> dict[str, Any]:
-    both = [f"{a!r} and {k!r}" for a, k in aliases.items() if a in table and k in table]
-    if both:
-        raise SpecError(f"{where}: {', '.join(both)} name the same setting; keep one")
-    return {aliases.get(k, k): v for k, v in table.items()}
-
-
-def _canonical_keys(kind: str, config: dict[str, Any], grid: dict[str, Any], where: str) -> tuple[dict, dict]:
-    """config and grid with KEY_ALIASES[kind] renamed to the recorded keys (scalar axes and the keys of
-    zipped axes' tables alike)."""
-    aliases = KEY_ALIASES.get(kind, {})
-    if not aliases:
-        return config, grid
-    config = _canonical_table(config, aliases, f"{where} config")
-    grid = _canonical_table(grid, aliases, f"{where} grid")
-    grid = {axis: [_canonical_table(v, aliases, f"{where} grid axis {axis!r}") if isinstance(v, dict) else v
-                   for v in values] if isinstance(values, list) else values for axis, values in grid.items()}
-    return config, grid
-
-
 def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
     where = f"stage {name!r}"
     if not isinstance(raw, dict):
@@ -280,7 +248,10 @@ def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
     grid = raw.get("grid", {})
     if not isinstance(grid, dict):
         raise SpecError(f"{where}: 'grid' must be a table of lists")
-    config, grid = _canonical_keys(kind, config, grid, where)
+    try:
+        config, grid = canonical_keys(kind, config, grid, where)
+    except KeyNameError as err:
+        raise SpecError(str(err)) from None
     for axis, values in grid.items():
         if not isinstance(values, list) or not values:
             raise SpecError(f"{where}: grid axis {axis!r} must be a non-empty list")
