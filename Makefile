@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # The data root for tests and the main job: ../shared/data beside the checkout, unless set.
 export ADVFEAT_DATA ?= $(abspath ../shared/data)
 
-.PHONY: reproduce test test-slow venv clean
+.PHONY: reproduce test test-slow test-multinode venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q --runslow tests
+
+# A 3-node loopback Ray cluster, the store on a local S3 server, paper-cifar10's miniature submitted with
+# `ray job submit`, one worker node killed mid-grid (ray_jobs/multinode.py; several minutes).
+test-multinode: $(STAMP)
+	$(PY) -m pytest -q --runslow tests/ray_jobs/test_ray_multinode.py
 
 # The CPU-scale grid (ray_jobs/specs/laptop.toml) runs on an embedded 2-CPU Ray into store/ (done runs
 # are skipped, interrupted ones resume); the report is written even when some runs failed, listing
