@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from ray_jobs.objstore import ObjectStore
 from ray_jobs.progress import Snapshot
 from ray_jobs.spec import Run
 from ray_jobs.store import Store
@@ -118,6 +119,7 @@ class Scheduler:
         self.external: dict[str, dict[str, Any]] = {}  # hash -> claim of the other driver running it
         self.app_failures: dict[str, int] = {}
         self.observers: list[Observer] = []
+        self.known_status: dict[str, dict[str, Any]] = {}  # object store: hash -> status, read once per submission
 
     @property
     def active(self) -> bool:
@@ -170,6 +172,7 @@ class Scheduler:
         self.claimed.add(run.hash)
         if run.hash not in self.summary.executed:
             self.summary.executed.append(run.hash)
+        self.known_status.pop(run.hash, None)
         self.in_flight[self.cluster.start(run)] = run.hash
         self.submitted_at[run.hash] = time.monotonic()
 
@@ -209,15 +212,26 @@ class Scheduler:
 
     def _give_up_starved(self, statuses: dict[str, dict[str, Any]]) -> None:
         """Cancel runs that never started because the cluster lacks what they ask for."""
-        now = time.monotonic()
+        now, totals = time.monotonic(), None
         for ref, h in list(self.in_flight.items()):
             if statuses[h].get("state") == "running":
                 continue
-            reason = self.policy.starved(self.by_hash[h], now - self.submitted_at[h], self.cluster.totals())
+            totals = totals if totals is not None else self.cluster.totals()  # once per poll: ray.nodes() is a GCS call
+            reason = self.policy.starved(self.by_hash[h], now - self.submitted_at[h], totals)
             if reason is not None:
                 self.cluster.cancel(ref)
                 self.in_flight.pop(ref)
                 self.finish(h, "failed", reason)
+
+    def in_flight_status(self, h: str) -> dict[str, Any]:
+        """The status of a run in flight. On an object store only this driver writes the status of a run
+        it holds (the workers' progress stays in their scratch), so it is read once per submission, not
+        after every finished task: that was one GET per run in flight per result, O(runs^2) on a wide grid."""
+        if not isinstance(self.store, ObjectStore):
+            return self.store.status(h)
+        if h not in self.known_status:
+            self.known_status[h] = self.store.status(h)
+        return self.known_status[h]
 
     def poll(self) -> None:
         """One scheduling step (see the module docstring)."""
@@ -229,7 +243,7 @@ class Scheduler:
         if not self.in_flight and not self.external and self.waiting and not ready and len(self.waiting) == before:
             raise RuntimeError(f"no run can start: {[r.label() for r in self.waiting]} wait for inputs outside the grid")
         self._collect()
-        statuses = {h: self.store.status(h) for h in self.in_flight.values()}
+        statuses = {h: self.in_flight_status(h) for h in self.in_flight.values()}
         self._give_up_starved(statuses)
         running = [(self.by_hash[h].short_label(), st.get("progress") or {}) for h, st in statuses.items()
                    if st.get("state") == "running" and h in self.in_flight.values()]
