@@ -26,6 +26,7 @@ from deep.attacks.base import check_count, check_nonneg
 from deep.data import load_split
 from deep.device import resolve_device
 from deep.io import write_json
+from deep.progress import progress_enabled
 from deep.train import load_run
 
 from . import adversarial, robust
@@ -151,7 +152,7 @@ def _build_shards(s: _Settings, model: nn.Module, x: Tensor, y: Tensor, out_dir:
     sizes = [min(shard_size, n - i * shard_size) for i in range(num_shards)]
     shards = [read_done_shard(out_dir, i, sizes[i], tuple(x.shape[1:])) for i in range(num_shards)]
     todo_n = sum(size for size, arrays in zip(sizes, shards) if arrays is None)
-    with tqdm(total=todo_n, desc=f"construct {kind}", unit="img", disable=not progress) as bar:
+    with tqdm(total=todo_n, desc=f"construct {kind}", unit="img", disable=not progress_enabled(progress)) as bar:
         for i in range(num_shards):
             if shards[i] is not None:  # finished shards are never recomputed
                 continue
