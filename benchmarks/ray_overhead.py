@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         connect(None, args.num_cpus)
         result["ray_start_s"] = time.perf_counter() - t0
-        wall, _ = timed(grid(args.runs, work / "local.txt", "overhead-local"), Store.create(work / "store"), args.runs, False)
+        wall, _ = timed(grid(args.runs, work / "local.txt", "overhead-local"), Store.create(work / "store"),
+                        args.runs, False)
         result["local"] = {"wall_s": wall, "per_run_s": wall / args.runs}
         filesystem("s3").mkdir("overhead")
         wall, prof = timed(grid(args.runs, work / "s3.txt", "overhead-s3"),

@@ -144,7 +144,8 @@ class Demo:
                 break
             except OSError:
                 if time.time() > deadline or self.started[-1].poll() is not None:
-                    raise DemoError(f"moto S3 server did not start on port {self.s3_port}; see {self.work / 'moto.log'}")
+                    raise DemoError(f"moto S3 server did not start on port {self.s3_port}; "
+                                    f"see {self.work / 'moto.log'}")
                 time.sleep(0.2)
         self.s3().create_bucket(Bucket=self.bucket)
 
@@ -227,7 +228,8 @@ class Demo:
     def job_status(self) -> str:
         # The CLI logs e.g. "Job 'ID' succeeded" / "failed" / "was stopped" / "is currently running".
         out = self.ray_job("status", self.job_id)
-        found = re.findall(rf"Job '{self.job_id}' (?:was |is currently |has )?(succeeded|failed|stopped|running|pending)", out)
+        found = re.findall(rf"Job '{self.job_id}' (?:was |is currently |has )?"
+                           r"(succeeded|failed|stopped|running|pending)", out)
         return found[-1].upper() if found else "UNKNOWN"
 
     def close(self) -> None:
