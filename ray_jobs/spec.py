@@ -278,8 +278,11 @@ def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
     resources = raw.get("resources", {})
     if not isinstance(resources, dict) or set(resources) - RESOURCE_KEYS:
         raise SpecError(f"{where}: 'resources' must be a table with keys {sorted(RESOURCE_KEYS)}")
-    num_cpus = float(resources.get("num_cpus", 1))
-    num_gpus = float(resources.get("num_gpus", 0))
+    amounts = {key: resources.get(key, default) for key, default in (("num_cpus", 1), ("num_gpus", 0))}
+    for key, value in amounts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SpecError(f"{where}: resources.{key} must be a number >= 0, got {value!r}")
+    num_cpus, num_gpus = float(amounts["num_cpus"]), float(amounts["num_gpus"])
     if num_cpus < 0 or num_gpus < 0:
         raise SpecError(f"{where}: resources must be >= 0, got num_cpus={num_cpus}, num_gpus={num_gpus}")
     max_retries = raw.get("max_retries", 2)

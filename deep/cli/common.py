@@ -199,8 +199,6 @@ def output_folder(out: str | Path, command: str) -> Iterator[Path]:
 
 
 def _lock(path: Path, command: str) -> contextlib.AbstractContextManager:
-    try:
-        from deep.io import output_lock
-    except ImportError:  # deep.io (issue 13) not present: no lock
-        return contextlib.nullcontext()
+    from deep.io import output_lock  # late: `python -m deep --help` stays quick
+
     return output_lock(path, command)

@@ -43,15 +43,9 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     """Exception types that mean "the input was bad", not "the code is wrong"."""
     types: list[type[BaseException]] = [ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
                                         FileExistsError, PermissionError, zipfile.BadZipFile, UsageError]
-    try:  # deep.io owns the output lock and the corrupt-file error (issue 13); imported lazily
-        from deep import io as deep_io
-    except ImportError:
-        return tuple(types)
-    for name in ("OutputLockedError", "CorruptFileError"):
-        cls = getattr(deep_io, name, None)
-        if isinstance(cls, type) and issubclass(cls, BaseException):
-            types.append(cls)
-    return tuple(types)
+    from deep.io import CorruptFileError, OutputLockedError  # late: keeps `--help` quick
+
+    return (*types, OutputLockedError, CorruptFileError)
 
 
 def debug_requested(argv: Sequence[str]) -> bool:
