@@ -24,9 +24,7 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,18 +36,9 @@ sys.path.insert(0, str(REPO))
 
 from ray_jobs.runner import connect, run_spec  # noqa: E402
 from ray_jobs.spec import parse_spec  # noqa: E402
+from ray_jobs.s3local import client_env, start_moto  # noqa: E402
+from deep.precision import cpu_model  # noqa: E402
 
-FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def grid(runs: int, counter: Path, name: str):
@@ -57,26 +46,12 @@ def grid(runs: int, counter: Path, name: str):
         "sq": {"kind": "square", "config": {"counter": str(counter)}, "grid": {"x": list(range(runs))}}}})
 
 
-def start_moto() -> tuple[subprocess.Popen, str]:
-    """moto's S3 server on a free loopback port; the endpoint and fake credentials go into os.environ
-    before Ray starts, so the workers inherit them."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    end = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            break
-        except OSError:
-            if time.time() > end or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"moto S3 server did not start on port {port}")
-            time.sleep(0.2)
-    os.environ.update({**FAKE_AWS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
-    return proc, f"http://127.0.0.1:{port}"
+def start_s3() -> tuple[subprocess.Popen, str]:
+    """moto's S3 server; its endpoint and fake credentials go into os.environ before Ray starts, so the
+    workers inherit them."""
+    proc, endpoint = start_moto()
+    os.environ.update(client_env(endpoint))
+    return proc, endpoint
 
 
 def timed(spec, store, runs: int, profile: bool) -> tuple[float, str]:
@@ -108,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from ray_jobs.objstore import ObjectStore, filesystem
     from ray_jobs.store import Store
 
-    moto, endpoint = start_moto()
+    moto, endpoint = start_s3()
     work = Path(tempfile.mkdtemp(prefix="advfeat-overhead-"))
     os.environ["ADVFEAT_SCRATCH"] = str(work / "scratch")
     result = {"runs": args.runs, "num_cpus": args.num_cpus, "cpu": cpu_model(), "cores": os.cpu_count(),

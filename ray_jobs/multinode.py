@@ -42,8 +42,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ray_jobs.s3local import FAKE_CREDENTIALS, start_moto
+
 REPO = Path(__file__).resolve().parents[1]
-FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+FAKE_AWS = FAKE_CREDENTIALS
 EXCLUDES = [".*", "store", "runs", "figures/out", "**/__pycache__", "*.egg-info"]
 # A request line of werkzeug's access log: "PUT /bucket/key HTTP/1.1" status
 _PUT = re.compile(r'"PUT /([^ ?]+)[^ ]* HTTP/1\.[01]\S*" (\d+)')
@@ -135,18 +137,11 @@ class Demo:
     # -- the S3 server -------------------------------------------------------------------------
     def start_s3(self) -> None:
         log = open(self.work / "moto.log", "w")  # noqa: SIM115 - closed with the process
-        self.started.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(self.s3_port),
-                                              "-H", "127.0.0.1"], stdout=log, stderr=log, env=self.env()))
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.s3_port), 0.5).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.started[-1].poll() is not None:
-                    raise DemoError(f"moto S3 server did not start on port {self.s3_port}; "
-                                    f"see {self.work / 'moto.log'}")
-                time.sleep(0.2)
+        try:
+            proc, _ = start_moto(self.s3_port, log=log, env=self.env())
+        except RuntimeError as err:
+            raise DemoError(f"{err}; see {self.work / 'moto.log'}") from None
+        self.started.append(proc)
         self.s3().create_bucket(Bucket=self.bucket)
 
     def s3(self):

@@ -3,7 +3,6 @@ objstore_kinds.py, one run on a "node" with its own scratch folder, and the fake
 the ``s3_server`` fixture of tests/ray_jobs/conftest.py puts into os.environ."""
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from pathlib import Path
 
@@ -14,13 +13,6 @@ from ray_jobs.spec import parse_spec
 
 
 MOD = "tests.ray_jobs.objstore_kinds"
-FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chain_spec(counter: Path, xs=(1, 2)):

@@ -3,37 +3,24 @@ subprocess, with fake credentials) and a fresh bucket for each test."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
-from _objstore_s3 import FAKE_ENV, free_port
+from ray_jobs.s3local import client_env, start_moto
 
 
 @pytest.fixture(scope="module")
 def s3_server():
     """moto's S3 server on 127.0.0.1; the endpoint and fake credentials go into os.environ (Ray
     workers started in this module inherit them)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("moto server did not start")
-            time.sleep(0.1)
-    env = {**FAKE_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    try:
+        proc, endpoint = start_moto(timeout_s=30)
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    env = client_env(endpoint)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    yield f"http://127.0.0.1:{port}"
+    yield endpoint
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

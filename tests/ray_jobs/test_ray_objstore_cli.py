@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-from _objstore_s3 import FAKE_ENV, MOD, count, free_port  # noqa: E402
+from _objstore_s3 import MOD, count  # noqa: E402
+from ray_jobs.s3local import FAKE_CREDENTIALS as FAKE_ENV, free_port  # noqa: E402
 from ray_jobs import cli  # noqa: E402
 from ray_jobs.nodecache import SCRATCH_ENV  # noqa: E402
 from ray_jobs.objstore import ObjectStore, StoreUnavailableError, open_store  # noqa: E402
