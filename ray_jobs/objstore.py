@@ -185,15 +185,6 @@ class ObjectStore(ObjectClaims, RunRecords):
     def _key(self, *parts: str) -> str:
         return "/".join((self.base, *parts))
 
-    @property
-    def runs_dir(self) -> ObjectPath:
-        return self.root / "runs"
-
-    def run_dir(self, run_hash: str) -> ObjectPath:
-        if not run_hash or "/" in run_hash or run_hash.startswith("."):
-            raise ValueError(f"invalid run hash {run_hash!r}")
-        return self.runs_dir / run_hash
-
     def run_key(self, run_hash: str, name: str = "") -> str:
         self.run_dir(run_hash)  # validates the hash
         return self._key("runs", run_hash, name) if name else self._key("runs", run_hash)

@@ -19,7 +19,8 @@ _PENDING: dict[str, Any] = {"state": "pending", "attempts": 0}
 
 
 class RunRecords:
-    """Mixin: status / config / metrics / is_done / state on top of _read, _set_aside and _result."""
+    """Mixin: the run layout (runs/<hash>) and status / config / metrics / is_done / state on top of
+    _read, _set_aside and _result."""
 
     def _read(self, run_hash: str, name: str) -> Any | None:
         raise NotImplementedError
@@ -30,8 +31,17 @@ class RunRecords:
     def _result(self, run_hash: str) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    root: Any  # a Path, or an ObjectPath of the bucket: both join with /
+
+    @property
+    def runs_dir(self) -> Any:
+        return self.root / "runs"
+
     def run_dir(self, run_hash: str) -> Any:
-        raise NotImplementedError
+        """runs/<hash>; a hash that could leave the runs folder is refused."""
+        if not run_hash or "/" in run_hash or run_hash.startswith("."):
+            raise ValueError(f"invalid run hash {run_hash!r}")
+        return self.runs_dir / run_hash
 
     def status(self, run_hash: str) -> dict[str, Any]:
         """status.json, or a pending status when it is missing or damaged (then moved aside)."""

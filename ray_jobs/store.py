@@ -114,15 +114,6 @@ class Store(RunRecords):
         self.__init__(state["root"], lease_s=state["lease_s"])  # type: ignore[misc]
 
     # ------------------------------------------------------------------------------------- layout
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    def run_dir(self, run_hash: str) -> Path:
-        if not run_hash or "/" in run_hash or run_hash.startswith("."):
-            raise ValueError(f"invalid run hash {run_hash!r}")
-        return self.runs_dir / run_hash
-
     def _mkdirs(self, folder: Path) -> Path:
         """Create ``folder`` and its missing parents as 0755 whatever the umask (existing ones untouched)."""
         missing = []
