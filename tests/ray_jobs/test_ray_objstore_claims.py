@@ -20,25 +20,31 @@ from ray_jobs.objstore import ObjectStore  # noqa: E402
 from ray_jobs.runner import _run_payload, execute_run, unique_runs  # noqa: E402
 
 
+def race_for_claim(stores, drivers, run_hash):
+    """Every store's driver claims run_hash at the same moment (threads behind a barrier); exactly one
+    must win. Returns each claim() result (None for the winner) and the winner's index."""
+    results, barrier = [None] * len(stores), threading.Barrier(len(stores))
+
+    def race(i):
+        barrier.wait()
+        results[i] = stores[i].claim(run_hash, drivers[i])
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, r in enumerate(results) if r is None]
+    assert len(winners) == 1, results
+    return results, winners[0]
+
+
 def test_claims_two_drivers_exactly_one_wins(uri):
     ObjectStore.create(uri)
     stores = [ObjectStore(uri) for _ in range(4)]
     drivers = [driver_identity() for _ in stores]
     for h in ("r1", "r2"):
-        results, barrier = [None] * len(stores), threading.Barrier(len(stores))
-
-        def race(i, h=h):
-            barrier.wait()
-            results[i] = stores[i].claim(h, drivers[i])
-
-        threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        winners = [i for i, r in enumerate(results) if r is None]
-        assert len(winners) == 1, results
-        w = winners[0]
+        results, w = race_for_claim(stores, drivers, h)
         assert all(r.driver.token == drivers[w].token for r in results if r is not None)
         assert stores[0].live_claim(h).driver.token == drivers[w].token
         # Released: the next driver gets it; the winner's claim is gone.
@@ -58,20 +64,7 @@ def test_drivers_racing_to_take_over_one_stale_claim_one_wins_and_the_loser_of_a
     stores = [ObjectStore(uri, lease_s=30.0) for _ in range(4)]
     drivers = [driver_identity() for _ in stores]
     stores[0].put_bytes("r1", "claim.json", stale)
-    results, barrier = [None] * len(stores), threading.Barrier(len(stores))
-
-    def race(i):
-        barrier.wait()
-        results[i] = stores[i].claim("r1", drivers[i])
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    winners = [i for i, r in enumerate(results) if r is None]
-    assert len(winners) == 1, results
-    w = winners[0]
+    results, w = race_for_claim(stores, drivers, "r1")
     assert {r.driver.token for r in results if r is not None} <= {drivers[w].token, ""}
     # Someone overwrites the winner's claim: its next renewal is refused (If-Match) and it lets go.
     stores[0].put_bytes("r1", "claim.json", stale)

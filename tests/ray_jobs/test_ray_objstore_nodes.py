@@ -13,6 +13,7 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 from _objstore_s3 import MOD, count, on_node, prepared  # noqa: E402
+from _pipelines import tiny_pipeline  # noqa: E402
 from ray_jobs.nodecache import COMPLETE, SCRATCH_ENV  # noqa: E402
 from ray_jobs.objstore import ObjectStore  # noqa: E402
 from ray_jobs.runner import _run_payload, execute_run, unique_runs  # noqa: E402
@@ -108,18 +109,7 @@ def test_real_kinds_each_stage_on_its_own_node(uri, tmp_path, monkeypatch, data_
     """train -> construct (det) -> train on it -> eval, real deep kinds at tiny size, each stage on a node
     that has never seen the others' files: the eval's node fetches its model and, through the model's
     recipe, the constructed dataset."""
-    base = {"model": "mlp", "method": "standard", "epochs": 1, "batch_size": 64, "lr": 0.05, "eval_n": 100}
-    spec = parse_spec({"stages": {
-        "train": {"kind": "train", "config": {**base, "first_n": 512}, "grid": {"dataset": ["mnist"]}},
-        "make": {"kind": "construct", "needs": {"source": "train"},
-                 "config": {"n": 128, "eps": 2.0, "step": 0.4, "steps": 5},
-                 "grid": {"dataset": ["mnist"], "construct": ["det"]}},
-        "retrain": {"kind": "train", "needs": {"dataset": "make"}, "config": base,
-                    "grid": {"dataset": ["mnist"], "_construct": ["det"]}},
-        "eval": {"kind": "eval", "needs": {"model": "retrain"},
-                 "config": {"first_n": 100, "suite": ["fgsm"], "eps": 0.1, "norm": "linf"},
-                 "grid": {"dataset": ["mnist"], "_construct": ["det"]}},
-    }})
+    spec = parse_spec(tiny_pipeline())
     store = ObjectStore.create(uri)
     for i, run in enumerate(unique_runs(spec)):
         store.write_config(run.hash, run.identity(), {"spec": spec.name, "stage": run.stage, "axes": run.axes})

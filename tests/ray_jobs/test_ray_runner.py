@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _pipelines import tiny_pipeline
 from ray_jobs.runner import connect, run_spec
 from ray_jobs.spec import expand, parse_spec
 from ray_jobs.store import Store
@@ -205,19 +206,7 @@ def test_tiny_construct_pipeline_with_real_deep_kinds(ray_instance, tmp_path, da
         from deep.train import Recipe  # noqa: F401
     except ImportError as err:
         pytest.skip(f"deep/ not complete yet: {err}")
-    base = {"model": "mlp", "method": "standard", "epochs": 1, "batch_size": 64, "lr": 0.05, "eval_n": 100}
-    data = {"stages": {
-        "train": {"kind": "train", "config": {**base, "first_n": 512}, "grid": {"dataset": ["mnist"]}},
-        "make": {"kind": "construct", "needs": {"source": "train"},
-                 "config": {"n": 128, "eps": 2.0, "step": 0.4, "steps": 5},
-                 "grid": {"dataset": ["mnist"], "construct": ["det"]}},
-        "retrain": {"kind": "train", "needs": {"dataset": "make"}, "config": base,
-                    "grid": {"dataset": ["mnist"], "_construct": ["det"]}},
-        "eval": {"kind": "eval", "needs": {"model": "retrain"},
-                 "config": {"first_n": 100, "suite": ["fgsm"], "eps": 0.1, "norm": "linf"},
-                 "grid": {"dataset": ["mnist"], "_construct": ["det"]}},
-    }}
-    spec = parse_spec(data)
+    spec = parse_spec(tiny_pipeline())
     store = Store(tmp_path / "store")
     summary = run_spec(spec, store, data_root=str(data_root), progress=False)
     assert summary.ok, {h: store.status(h).get("error") for h in summary.states}
