@@ -46,7 +46,7 @@ from typing import Any
 from deep.io import json_text
 from ray_jobs.claims import default_lease_s
 from ray_jobs.objclaims import ObjectClaims, _one_line
-from ray_jobs.records import STATES, RunRecords
+from ray_jobs.records import RunRecords
 from ray_jobs.results import InvalidResultError, check_result
 
 log = logging.getLogger(__name__)
@@ -269,11 +269,7 @@ class ObjectStore(ObjectClaims, RunRecords):
 
     # ----------------------------------------------------------------------------------- writing
     def update_status(self, run_hash: str, **fields: Any) -> dict[str, Any]:
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"unknown run state {fields['state']!r}; expected one of {STATES}")
-        status = self.status(run_hash)
-        status.update(fields)
-        status["updated"] = time.time()
+        status = self._merged_status(run_hash, fields)
         self.put_bytes(run_hash, "status.json", json_text(status, allow_nan=True).encode())
         return status
 

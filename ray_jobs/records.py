@@ -12,6 +12,7 @@ those into the public reading API, so the rules below hold for every backend:
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 STATES = ("pending", "running", "done", "failed", "blocked")
@@ -42,6 +43,15 @@ class RunRecords:
         if not run_hash or "/" in run_hash or run_hash.startswith("."):
             raise ValueError(f"invalid run hash {run_hash!r}")
         return self.runs_dir / run_hash
+
+    def _merged_status(self, run_hash: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The status with ``fields`` merged in and ``updated`` stamped (for update_status to write)."""
+        if "state" in fields and fields["state"] not in STATES:
+            raise ValueError(f"unknown run state {fields['state']!r}; expected one of {STATES}")
+        status = self.status(run_hash)
+        status.update(fields)
+        status["updated"] = time.time()
+        return status
 
     def status(self, run_hash: str) -> dict[str, Any]:
         """status.json, or a pending status when it is missing or damaged (then moved aside)."""

@@ -176,11 +176,7 @@ class Store(RunRecords):
     # ------------------------------------------------------------------------------------ writing
     def update_status(self, run_hash: str, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into status.json (atomically) and return the new status."""
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"unknown run state {fields['state']!r}; expected one of {STATES}")
-        status = self.status(run_hash)
-        status.update(fields)
-        status["updated"] = time.time()
+        status = self._merged_status(run_hash, fields)
         write_json(self._folder(run_hash) / "status.json", status)
         return status
 
