@@ -232,6 +232,17 @@ def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = 
     )
 
 
+def _parse_resources(where: str, resources: Any) -> tuple[float, float]:
+    """(num_cpus, num_gpus) of a stage's ``resources`` table; defaults 1 CPU, 0 GPUs."""
+    if not isinstance(resources, dict) or set(resources) - RESOURCE_KEYS:
+        raise SpecError(f"{where}: 'resources' must be a table with keys {sorted(RESOURCE_KEYS)}")
+    amounts = {key: resources.get(key, default) for key, default in (("num_cpus", 1), ("num_gpus", 0))}
+    for key, value in amounts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise SpecError(f"{where}: resources.{key} must be a number >= 0, got {value!r}")
+    return float(amounts["num_cpus"]), float(amounts["num_gpus"])
+
+
 def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
     where = f"stage {name!r}"
     if not isinstance(raw, dict):
@@ -275,16 +286,7 @@ def _parse_stage(name: str, raw: Any, earlier: list[str]) -> Stage:
             )
         needs[inp] = target
         match_on[inp] = on
-    resources = raw.get("resources", {})
-    if not isinstance(resources, dict) or set(resources) - RESOURCE_KEYS:
-        raise SpecError(f"{where}: 'resources' must be a table with keys {sorted(RESOURCE_KEYS)}")
-    amounts = {key: resources.get(key, default) for key, default in (("num_cpus", 1), ("num_gpus", 0))}
-    for key, value in amounts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SpecError(f"{where}: resources.{key} must be a number >= 0, got {value!r}")
-    num_cpus, num_gpus = float(amounts["num_cpus"]), float(amounts["num_gpus"])
-    if num_cpus < 0 or num_gpus < 0:
-        raise SpecError(f"{where}: resources must be >= 0, got num_cpus={num_cpus}, num_gpus={num_gpus}")
+    num_cpus, num_gpus = _parse_resources(where, raw.get("resources", {}))
     max_retries = raw.get("max_retries", 2)
     retry_failed = raw.get("retry_failed", 0)
     if not isinstance(max_retries, int) or not 0 <= max_retries <= MAX_WORKER_RETRIES:
