@@ -131,9 +131,9 @@ def norm() -> Check:
 def dataset() -> Check:
     """A dataset name deep.data knows (no file system access: paths are produced by runs)."""
     def check(v: Any) -> str | None:
-        from deep.data import KNOWN_NAMES
+        from deep.data import KNOWN_NAMES, NAME_PREFIXES
 
-        if isinstance(v, str) and (v in KNOWN_NAMES or v.startswith(("restricted-imagenet:", "npz:", "dir:"))):
+        if isinstance(v, str) and (v in KNOWN_NAMES or v.startswith(NAME_PREFIXES)):
             return None
         return f"a known dataset: {', '.join(KNOWN_NAMES)}, 'restricted-imagenet:<size>', 'npz:<path>' or 'dir:<path>'"
     return check

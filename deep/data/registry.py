@@ -23,6 +23,9 @@ from deep.data.splits import (
 from deep.dataroot import resolve_data_root
 
 KNOWN_NAMES = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset", "restricted-imagenet")
+# Names with an argument: ``npz:<path>``, ``dir:<path>``, ``restricted-imagenet:<size>`` (besides
+# constructed-dataset directories, which are plain paths).
+NAME_PREFIXES = ("npz:", "dir:", "restricted-imagenet:")
 CIFAR10_SUBSET_FILE = "cifar10_subset.npz"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLITS = ("train", "test")

@@ -38,8 +38,6 @@ from .methods.standard import StandardConfig
 
 SCHEDULES: tuple[str, ...] = ("step", "cyclic", "constant", "onecycle")
 NORMS: tuple[str, ...] = ("linf", "l2")
-# Besides deep.data.KNOWN_NAMES: ``npz:<path>``, ``dir:<path>`` and constructed-dataset directories.
-DATASET_PREFIXES: tuple[str, ...] = ("npz:", "dir:", "restricted-imagenet:")
 
 
 def parse_bf16(value: Any) -> bool | str:
@@ -97,11 +95,11 @@ class DataConfig:
                          "flip for colour images only (a mirrored digit is another image)", kind=bool)
 
     def __post_init__(self) -> None:
-        from deep.data import KNOWN_NAMES
+        from deep.data import KNOWN_NAMES, NAME_PREFIXES
 
         d = self.dataset
-        require(isinstance(d, str) and (d in KNOWN_NAMES or d.startswith(DATASET_PREFIXES) or Path(d).is_dir()),
-                "dataset", d, f"must be one of {KNOWN_NAMES}, start with one of {DATASET_PREFIXES}, "
+        require(isinstance(d, str) and (d in KNOWN_NAMES or d.startswith(NAME_PREFIXES) or Path(d).is_dir()),
+                "dataset", d, f"must be one of {KNOWN_NAMES}, start with one of {NAME_PREFIXES}, "
                               "or be an existing constructed-dataset directory")
         _need_optional_count(self, "subset", "first_n")
         require(self.subset is None or self.first_n is None, "subset", self.subset, "cannot be combined with first_n")
