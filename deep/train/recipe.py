@@ -54,6 +54,13 @@ def parse_bf16(value: Any) -> bool | str:
     raise ValueError(f"bf16 must be true, false or 'auto', got {value!r}")
 
 
+def _bf16_arg(text: str) -> bool | str:
+    try:
+        return parse_bf16(text)
+    except ValueError as err:  # argparse would print "invalid parse_bf16 value" instead of the reason
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -336,7 +343,7 @@ def _add_flag(parser: argparse.ArgumentParser, flat: str, f: dataclasses.Field) 
     if meta["kind"] is dict:  # a table of options, given as JSON on the command line
         parser.add_argument(_flag(flat), dest=flat, type=json.loads, default=None, help=help_text)
     elif meta["kind"] is parse_bf16:  # --bf16 [auto|true|false]; a bare --bf16 is true, --no-bf16 false
-        parser.add_argument(_flag(flat), dest=flat, nargs="?", const=True, type=parse_bf16, default=None,
+        parser.add_argument(_flag(flat), dest=flat, nargs="?", const=True, type=_bf16_arg, default=None,
                             metavar="auto|true|false", help=help_text)
         parser.add_argument(f"--no-{flat.replace('_', '-')}", dest=flat, action="store_const", const=False,
                             help=argparse.SUPPRESS)

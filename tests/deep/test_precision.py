@@ -78,3 +78,11 @@ def test_recipe_auto_precision_is_resolved_per_machine_and_recorded(tmp_path, mo
         assert recipe_from_args(parser.parse_args(["--dataset", "mnist", *argv])).bf16 == expected
     with pytest.raises(ValueError, match="bf16 must be true, false or 'auto'"):
         Recipe.from_dict({"dataset": "mnist", "bf16": "maybe"})
+
+
+def test_a_bad_bf16_flag_is_one_clear_line(capsys):
+    from deep.cli import main
+
+    assert main(["train", "--dataset", "mnist", "--bf16", "maybe", "--out", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bf16 must be true, false or 'auto', got 'maybe'" in err, err

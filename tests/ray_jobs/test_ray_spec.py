@@ -83,6 +83,7 @@ def test_tags_match_untagged_axes_and_are_stripped():
     ({"s": {"kind": "k", "needs": {"m": "later"}}, "later": {"kind": "k"}}, "needs.m = 'later' is not an earlier stage"),
     ({"s": {"kind": "k", "resources": {"gpus": 1}}}, "stage 's': 'resources' must be a table"),
     ({"s": {"kind": "k", "resources": {"num_cpus": -1}}}, "resources.num_cpus must be a number >= 0"),
+    ({"s": {"kind": "k", "resources": {"num_gpus": "one"}}}, "resources.num_gpus must be a number >= 0, got 'one'"),
     ({"s": {"kind": "k", "max_retries": 99}}, "max_retries must be an int in [0, 10]"),
     ({"s": {"kind": "k", "grid": {"a": [1, 2]}}, "u": {"kind": "k", "needs": {"m": "s"}}}, "needs 's' matched 2 runs"),
     ({"s": {"kind": "k", "grid": {"a": [1, 2]}}, "u": {"kind": "k", "needs": {"m": "s"}, "grid": {"a": [3]}}},

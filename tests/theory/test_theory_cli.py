@@ -152,3 +152,11 @@ def test_eps_is_accepted_as_a_fraction_everywhere_it_is_typed(capsys):
     assert main(["linear", "--eps", "8/255", "--ns", "10", "--json"]) == 0
     import json
     assert json.loads(capsys.readouterr().out)["eps"] == 8 / 255
+
+
+def test_a_bad_eps_fraction_is_one_clear_line(capsys):
+    from theory.cli import main
+
+    assert main(["gaussian", "--eps", "1/0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'1/0' divides by zero" in err, err
