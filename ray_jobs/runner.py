@@ -35,7 +35,6 @@ from ray_jobs.spec import Run, Spec, expand, strip_tags
 from ray_jobs.objstore import ObjectStore, is_uri
 from ray_jobs.store import Store, driver_identity
 
-_Display = Display  # the name the tests and older callers import
 __all__ = ["Summary", "connect", "describe", "execute_run", "progress_text", "run_spec", "unique_runs"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -217,9 +217,9 @@ def test_theory_kind_calls_a_theory_function_and_rejects_others(tmp_path):
 
 
 def test_progress_line_without_terminal_prints_on_change(capsys):
-    from ray_jobs.runner import _Display
+    from ray_jobs.progress import Display
 
-    display = _Display(total=5, initial=1, name="g", enabled=True)
+    display = Display(total=5, initial=1, name="g", enabled=True)
     display.update(1, 0, [("train[mnist]", {"epoch": 2, "epochs": 3})], queued=2)
     display.update(1, 0, [("train[mnist]", {"epoch": 2, "epochs": 3})], queued=2)  # unchanged: silent
     display.update(2, 1, [], queued=0)
