@@ -198,25 +198,6 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     return {**result, "dataset": dataset, "split": config.get("split", "test"), "model_recipe": recipe}
 
 
-def check_source_learned(source: Path, minimum: float) -> float:
-    """The source train run's held-out clean accuracy (deep.train's last evaluation, read through
-    deep.runfolder's TrainResult); ValueError when it is below ``minimum``, so a dataset is never built
-    from a model that did not learn."""
-    from deep.runfolder import RunFolder
-
-    try:
-        last = RunFolder(source).read_metrics().last or {}
-    except (FileNotFoundError, ValueError) as err:  # missing, undecodable or not a TrainResult
-        raise ValueError(f"source run {source} has no held-out clean accuracy: {err}") from err
-    acc = last.get("eval_clean_acc")
-    if not isinstance(acc, (int, float)):
-        raise ValueError(f"source run {source} has no held-out clean accuracy (metrics.json last.eval_clean_acc)")
-    if acc < minimum:
-        raise ValueError(f"source model {source.name} did not learn: held-out clean accuracy {acc:.3f} < "
-                         f"min_source_acc {minimum}; fix its training before constructing from it")
-    return float(acc)
-
-
 def construct_schema() -> S.Schema:
     return S.Schema({
         "construct": S.Key(S.one_of("robust", "nonrobust", "rand", "det"), required=True),
@@ -237,11 +218,13 @@ def construct_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Pat
     options = {k: v for k, v in config.items() if k not in ("construct", "dataset", "min_source_acc")}
     if "construct" not in config or "dataset" not in config:
         raise ValueError("kind 'construct' needs config keys 'construct' (robust|nonrobust|rand|det) and 'dataset'")
-    if "min_source_acc" in config:
-        check_source_learned(source, float(config["min_source_acc"]))
     ctx.progress(phase="construct", construct=config["construct"])
+    # min_source_acc: the same held-out check as `deep construct --min-source-acc` (deep.construct.source);
+    # opt-in for specs (absent: 0, no check), as before
     return construct_dataset(config["construct"], source_run=source, dataset=config["dataset"],
-                             out_dir=run_dir / "dataset", data_root=ctx.data_root, progress=False, **options)
+                             out_dir=run_dir / "dataset", data_root=ctx.data_root, progress=False,
+                             min_source_acc=float(config.get("min_source_acc", 0.0)),
+                             min_source_acc_override="set min_source_acc = 0 in the stage's config", **options)
 
 
 TRANSFER_KEYS = {"dataset", "split", "first_n", "seed", "attack", "eps", "norm", "alpha", "batch_size", "model"}

@@ -181,6 +181,10 @@ CASES: list[tuple[str, str, int, str]] = [
     (DEEP, "construct --construct rand --checkpoint {missing} --dataset {tiny} --out {out}", 2, "{missing}"),
     (DEEP, "construct --construct rand --checkpoint {dir} --dataset {tiny} --out {out}", 2, "checkpoint.pt"),
     (DEEP, "construct --construct rand --checkpoint {run} --dataset {tiny} --out {file}", 2, "is an existing file"),
+    (DEEP, "construct --construct rand --checkpoint {untrained_run} --dataset {tiny} --n 8 --steps 1 --no-progress "
+           "--out {out}", 2, "below the minimum 0.500 (chance is 0.333); train it further, or pass --min-source-acc 0"),
+    (DEEP, f"{_CONSTRUCT} --min-source-acc 2", 2, "--min-source-acc: expected an accuracy in [0, 1]"),
+    (DEEP, f"{_CONSTRUCT} --min-source-acc abc", 2, "--min-source-acc: expected an accuracy in [0, 1]"),
     (DEEP, "import-madrylab {missing} --out {out}", 2, "{missing}"),
     (DEEP, "import-madrylab {file} --out {out}", 2, "f.txt"),
     (DEEP, "import-madrylab {dir} --out {out} --num-classes 0", 2, "--num-classes: expected an integer >= 1"),
@@ -281,6 +285,11 @@ def make_files(root: Path, tiny: str, run: Path) -> dict[str, str]:
     evil = root / "evil_run"  # a checkpoint that would run code if unpickled
     shutil.copytree(run, evil, dirs_exist_ok=True)
     torch.save({"model": _Evil()}, evil / "checkpoint.pt")
+    untrained = root / "untrained_run"  # the logreg with its head zeroed: every logit equal, always class 0
+    shutil.copytree(run, untrained, dirs_exist_ok=True)
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state["model"] = {k: v.zero_() if k.startswith("head.") else v for k, v in state["model"].items()}
+    torch.save(state, untrained / "checkpoint.pt")
     specs = {
         "bad_toml": "[stages.a\nkind = ",
         "unknown_key": _spec("colour = 1\n"),
@@ -294,7 +303,8 @@ def make_files(root: Path, tiny: str, run: Path) -> dict[str, str]:
     values = {"tiny": tiny, "run": str(run), "file": str(root / "f.txt"), "dir": str(root / "empty"),
               "missing": str(root / "nope"), "bad_json": str(root / "bad.json"), "list_json": str(root / "list.json"),
               "unknown_json": str(root / "unknown.json"), "corrupt_npz": f"npz:{root / 'corrupt.npz'}",
-              "truncated_npz": f"npz:{root / 'truncated.npz'}", "garbage_run": str(garbage), "evil_run": str(evil)}
+              "truncated_npz": f"npz:{root / 'truncated.npz'}", "garbage_run": str(garbage), "evil_run": str(evil),
+              "untrained_run": str(untrained)}
     for name, text in specs.items():
         (root / f"{name}.toml").write_text(text)
         values[f"spec_{name}"] = str(root / f"{name}.toml")

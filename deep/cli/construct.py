@@ -39,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=128, help="examples per batch (default: 128)")
     p.add_argument("--shard-size", type=positive_int, default=1024,
                    help="examples per shard, the unit of resume (default: 1024)")
+    p.add_argument("--min-source-acc", type=min_source_acc, default=None, metavar="ACC",
+                   help="refuse a source model whose clean accuracy on the first 1000 test images is below ACC "
+                        "(default: 1.5 / number of classes, i.e. well above chance; 0 disables the check)")
     add_common(p)
     p.set_defaults(func=run_construct)
 
@@ -74,10 +77,23 @@ def run_construct(args: argparse.Namespace) -> int:
         prov = construct_dataset(args.construct, source_run=args.checkpoint, dataset=args.dataset, out_dir=out,
                                  split=args.split, n=args.n, eps=args.eps, step=args.alpha, steps=args.steps,
                                  seed=args.seed, batch_size=args.batch_size, shard_size=args.shard_size,
-                                 data_root=data_root, progress=args.progress, device=args.device)
+                                 data_root=data_root, progress=args.progress, device=args.device,
+                                 min_source_acc=args.min_source_acc)
     print(json.dumps({"out": args.out, "n": prov["n"], "statistics": prov["statistics"],
-                      "seconds": prov["timing"]["seconds"]}, sort_keys=True))
+                      "seconds": prov["timing"]["seconds"], "source_heldout": prov.get("source_heldout")},
+                     sort_keys=True))
     return 0
+
+
+def min_source_acc(text: str) -> float:
+    """``--min-source-acc``: an accuracy in [0, 1]; the message names the flag and the value."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected an accuracy in [0, 1] (0 disables the check), got {text!r}")
+    return value
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ from .build import DEFAULT_STEPS, KINDS, build_from_tensors, construct_dataset
 from .madrylab import export_madrylab, import_madrylab
 from .robust import derangement
 from .shards import read_constructed, read_provenance
+from .source import HELD_OUT_N, SourceAccuracy, check_source_accuracy, default_min_source_acc, held_out_accuracy
 
 __all__ = ["KINDS", "DEFAULT_STEPS", "TARGET_RULES", "construct_dataset", "build_from_tensors", "choose_targets",
-           "derangement", "import_madrylab", "export_madrylab", "read_constructed", "read_provenance"]
+           "derangement", "import_madrylab", "export_madrylab", "read_constructed", "read_provenance",
+           "HELD_OUT_N", "SourceAccuracy", "check_source_accuracy", "default_min_source_acc", "held_out_accuracy"]

@@ -30,6 +30,7 @@ from deep.progress import progress_enabled
 from deep.train import load_run
 
 from . import adversarial, robust
+from .source import check_min_source_acc, check_source_accuracy
 from .shards import PROVENANCE, SCHEMA, SHARDS, check_plan, read_done_shard, shard_name, write_plan, write_shard
 
 KINDS: tuple[str, ...] = ("robust", "nonrobust", "rand", "det")
@@ -168,8 +169,10 @@ def _build_shards(s: _Settings, model: nn.Module, x: Tensor, y: Tensor, out_dir:
     return shards  # type: ignore[return-value]  # every entry is filled by now
 
 
-def _provenance(s: _Settings, x: Tensor, source: dict[str, Any], shards: list[dict[str, np.ndarray]]) -> dict[str, Any]:
-    """The provenance record: the plan's fields, per-kind statistics, timing and the shard files."""
+def _provenance(s: _Settings, x: Tensor, source: dict[str, Any], shards: list[dict[str, np.ndarray]],
+                heldout: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The provenance record: the plan's fields, per-kind statistics, timing and the shard files (and the
+    source's held-out check, deep.construct.source, when construct_dataset ran it)."""
     n, num_shards = int(x.shape[0]), len(shards)
     per_example = {k: np.concatenate([sh[k] for sh in shards]) for k in shards[0] if k not in ("x", "seconds")}
     if s.kind in ("rand", "det"):
@@ -177,7 +180,8 @@ def _provenance(s: _Settings, x: Tensor, source: dict[str, Any], shards: list[di
     else:
         statistics = robust.summarise(per_example)
     seconds = float(sum(float(sh["seconds"]) for sh in shards))
-    return {
+    extra = {} if heldout is None else {"source_heldout": heldout}
+    return {**extra,
         "schema": SCHEMA, "kind": s.kind, "n": n, "num_classes": s.num_classes, "shape": list(x.shape[1:]),
         **source, "params": s.params(), "statistics": statistics,
         "timing": {"seconds": seconds, "seconds_per_example": seconds / n, "num_shards": num_shards,
@@ -190,11 +194,13 @@ def _provenance(s: _Settings, x: Tensor, source: dict[str, Any], shards: list[di
 def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_dir: Path | str, *,
                        num_classes: int, eps: float = 0.5, step: float = 0.1, steps: int | None = None,
                        seed: int = 0, batch_size: int = 128, shard_size: int = DEFAULT_SHARD_SIZE,
-                       source: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+                       source: dict[str, Any] | None = None, progress: bool = True,
+                       heldout: dict[str, Any] | None = None) -> dict[str, Any]:
     """Construct D̂_R / D̂_NR / D̂_rand / D̂_det from source tensors into `out_dir`; returns the provenance.
 
     `source` holds the provenance fields describing where x, y and the model came from
-    (source_dataset, source_split, source_model); they also enter the resume check.
+    (source_dataset, source_split, source_model); they also enter the resume check. `heldout` (the
+    source's held-out check) is recorded in the provenance only, so it never blocks a resume.
     """
     s = _settings(kind, num_classes=num_classes, eps=eps, step=step, steps=steps, seed=seed, batch_size=batch_size,
                   shard_size=shard_size)
@@ -207,7 +213,7 @@ def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_di
     plan = {"schema": SCHEMA, "kind": s.kind, "n": int(x.shape[0]), "num_classes": s.num_classes,
             "shape": list(x.shape[1:]), "params": s.params(), "source": source}
     check_plan(out_dir, plan)
-    provenance = _provenance(s, x, source, _build_shards(s, model, x, y, out_dir, plan, progress))
+    provenance = _provenance(s, x, source, _build_shards(s, model, x, y, out_dir, plan, progress), heldout)
     write_json(out_dir / PROVENANCE, provenance)  # last: its presence marks the build complete
     return provenance
 
@@ -216,13 +222,19 @@ def construct_dataset(kind: str, *, source_run: Path | str, dataset: str, out_di
                       split: str = "train", n: int | None = None, eps: float = 0.5, step: float = 0.1,
                       steps: int | None = None, seed: int = 0, batch_size: int = 128, data_root=None,
                       progress: bool = True, shard_size: int = DEFAULT_SHARD_SIZE,
-                      device: str | torch.device | None = None) -> dict[str, Any]:  # None/'auto': CUDA if present
+                      device: str | torch.device | None = None,  # None/'auto': CUDA if present
+                      min_source_acc: float | None = None,
+                      min_source_acc_override: str = "pass --min-source-acc 0") -> dict[str, Any]:
     """Construct a dataset of `kind` from the model in `source_run` and the first `n` examples of
     `dataset`/`split` (all when n is None); writes `out_dir` and returns its provenance record.
 
     D̂_R needs the robust (adversarially trained) run, D̂_NR / D̂_rand / D̂_det the standard run.
+    A source whose held-out clean accuracy is below `min_source_acc` (None: 1.5 / num_classes; 0: no
+    check) is refused before anything is written (deep.construct.source); the ValueError tells the
+    user to set `min_source_acc_override` (how the caller spells "0") to build anyway.
     """
     kind = check_kind(kind)
+    check_min_source_acc(min_source_acc)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if n is not None:
@@ -237,9 +249,12 @@ def construct_dataset(kind: str, *, source_run: Path | str, dataset: str, out_di
 
     model, recipe = load_run(run, device=resolve_device(device))
     src = load_split(dataset, split, data_root=data_root, first_n=n)
+    checked = check_source_accuracy(model, dataset, num_classes=src.info.num_classes, minimum=min_source_acc,
+                                    name=str(run), override=min_source_acc_override, data_root=data_root,
+                                    batch_size=batch_size)
     return build_from_tensors(
         kind, model, src.x, src.y, out_dir, num_classes=src.info.num_classes, eps=eps, step=step, steps=steps,
-        seed=seed, batch_size=batch_size, shard_size=shard_size, progress=progress,
+        seed=seed, batch_size=batch_size, shard_size=shard_size, progress=progress, heldout=checked.to_dict(),
         source={"source_dataset": dataset, "source_split": split, "source_first_n": n,
                 "source_model": {"run": str(run.resolve()), "checkpoint_sha256": sha256_file(ckpt),
                                  "recipe": recipe}})

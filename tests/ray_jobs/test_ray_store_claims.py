@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deep.io import read_json, write_json
-from ray_jobs.kinds import (RunContext, check_source_learned, construct_kind, rebase_recipe, resolve_dataset,
+from ray_jobs.kinds import (RunContext, construct_kind, rebase_recipe, resolve_dataset,
                             store_relative, transfer_kind, train_kind)
 from ray_jobs.store import Store, driver_identity
 
@@ -70,20 +70,6 @@ def test_recipe_dataset_paths_survive_moving_the_store(tmp_path):
     rebase_recipe(new.run_dir("beef"), new.root)
     assert read_json(new.run_dir("beef") / "recipe.json") == {"dataset": str(new.run_dir("c0ffee") / "dataset"),
                                                               "epochs": 2}
-
-
-def test_check_source_learned(tmp_path):
-    ident = {"dataset": "mnist", "n": 8, "shape": [1, 28, 28], "sha256": None}
-    write_json(tmp_path / "metrics.json", {  # a TrainResult (deep.runfolder), as deep.train writes it
-        "status": "done", "epochs_done": 1, "epochs": 1, "data": ident, "eval_data": ident, "torch": "2",
-        "python": "3.11", "device": "cpu", "threads": 1, "steps_per_epoch": 1, "seconds_total": 1.0,
-        "last": {"epoch": 1, "eval_clean_acc": 0.42}})
-    assert check_source_learned(tmp_path, 0.4) == pytest.approx(0.42)
-    with pytest.raises(ValueError, match="did not learn: held-out clean accuracy 0.420 < min_source_acc 0.5"):
-        check_source_learned(tmp_path, 0.5)
-    (tmp_path / "metrics.json").unlink()
-    with pytest.raises(ValueError, match="no held-out clean accuracy"):
-        check_source_learned(tmp_path, 0.1)
 
 
 def test_transfer_kind_on_tiny_models(tmp_path):
