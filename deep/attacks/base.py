@@ -8,12 +8,20 @@ whose outputs are not numbers). ``repr(atk)`` names every hyper-parameter. The m
 mode while the attack runs (SPEC §0: BatchNorm statistics frozen) and each submodule's training flag
 is restored afterwards, so training loops can call attacks mid-epoch. Gradients are taken with ``torch.autograd.grad`` w.r.t. the input only, so
 nothing accumulates in ``param.grad``.
+
+Precision (``bf16=True``): the gradient steps run under bf16 autocast (speed), but every decision an
+attack makes from logits (which iterate it returns, whether it succeeded) is taken from an fp32
+forward of the candidate (``_decision_logits``), so bf16 changes the path, never the verdict. On the
+first gradient of each call the bf16 input gradient is checked (``_bf16_gradient_unusable``); where it
+is unusable the call continues in fp32, logs one warning on the ``deep.attacks`` logger and sets
+``atk.fell_back_to_fp32`` (this call) and ``atk.fp32_fallbacks`` (calls since construction).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from numbers import Integral, Real
 
 import torch
@@ -23,6 +31,19 @@ from deep.data.splits import check_images
 from deep.device import channels_last, prefers_channels_last
 
 BOX_TOL = 1e-6  # inputs may overshoot [0, 1] by float rounding; they are clamped back
+# A call falls back to fp32 when more than this share of the batch has a dead bf16 input gradient
+# (all zero or non-finite) whose fp32 gradient is alive. A dead gradient leaves that example where it
+# is for the whole attack, so the share bounds how much the robust accuracy can be overstated.
+FALLBACK_SHARE = 0.02
+
+log = logging.getLogger("deep.attacks")
+Objective = Callable[[Tensor], Tensor]  # logits [N, K] -> per-example objective [N] (float32)
+
+
+def dead_gradients(grad: Tensor) -> Tensor:
+    """Bool [N]: the example's input gradient is all zero or has a NaN/inf entry (gives no usable step)."""
+    flat = grad.flatten(1)
+    return (flat == 0).all(dim=1) | ~torch.isfinite(flat).all(dim=1)
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -95,6 +116,11 @@ def check_labels_for(y: object, n: int, num_classes: int) -> Tensor:
     return y
 
 
+def _fp32(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast off, also inside a caller's autocast region (a no-op where none is active)."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 def _fmt(value: object) -> str:
     """Floats with 4 significant digits (0.03137), everything else as repr."""
     return f"{value:.4g}" if isinstance(value, float) else repr(value)
@@ -114,6 +140,9 @@ class Attack:
     # here, same accuracies; benchmarks/README.md), True/False to force it. The model is handed back
     # in its own layout either way. Set on an instance: ``atk.channels_last = False``.
     channels_last: bool | None = None
+    # bf16 fallback record (see the module docstring): this call, and the number of calls so far.
+    fell_back_to_fp32: bool = False
+    fp32_fallbacks: int = 0
 
     def __init__(self, model: nn.Module, *, targeted: bool = False, bf16: bool = False,
                  generator: torch.Generator | None = None) -> None:
@@ -129,12 +158,16 @@ class Attack:
         self.targeted = targeted
         self.bf16 = bf16
         self.generator = generator
+        self.fell_back_to_fp32 = False
+        self.fp32_fallbacks = 0
 
     @property
     def device(self) -> torch.device:
         return model_device(self.model)
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        self.fell_back_to_fp32 = False
+        self._gradient_checked = False
         x, y = self._validate(x, y)
         if x.shape[0] == 0:
             return x.clone()
@@ -187,8 +220,13 @@ class Attack:
         y = check_labels_for(y, x.shape[0], num_classes)
         return x, y.to(self.device)
 
+    @property
+    def _bf16_active(self) -> bool:
+        """bf16 requested and not abandoned for this call."""
+        return self.bf16 and not self.fell_back_to_fp32
+
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self.bf16:
+        if self._bf16_active:
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -198,6 +236,56 @@ class Attack:
         if getattr(self, "_finite", None) is not None:
             self._finite = self._finite & torch.isfinite(out.detach()).all()
         return out
+
+    def _decision_logits(self, x: Tensor) -> Tensor:
+        """fp32 logits of x without autocast or graph: what success and the returned iterate are judged on."""
+        with torch.no_grad(), _fp32(x.device):
+            out = check_logits(self.model(x), x.shape[0])
+        if getattr(self, "_finite", None) is not None:
+            self._finite = self._finite & torch.isfinite(out).all()
+        return out
+
+    def _gradient(self, x: Tensor, objective: Objective) -> tuple[Tensor, Tensor, Tensor]:
+        """(∇ₓ Σ objective, logits, objective) at x, all detached; bf16 when active.
+
+        The first gradient of a bf16 call is checked once (one device sync per call); if it is
+        unusable the call switches to fp32 for good and this gradient is taken again in fp32.
+        """
+        x = x.detach().requires_grad_(True)
+        logits = self._logits(x)
+        value = objective(logits)
+        (grad,) = torch.autograd.grad(value.sum(), x)
+        if self._bf16_active and not getattr(self, "_gradient_checked", True):
+            self._gradient_checked = True
+            if self._bf16_gradient_unusable(x.detach(), grad, objective):
+                return self._gradient(x.detach(), objective)
+        return grad, logits.detach(), value.detach()
+
+    def _bf16_gradient_unusable(self, x: Tensor, grad: Tensor, objective: Objective) -> bool:
+        """Whether bf16 loses the gradient of > FALLBACK_SHARE of the batch; if so, switch this call to fp32.
+
+        bf16 keeps fp32's exponent range, so tiny gradients do not underflow any sooner; what it loses
+        is mantissa (8 bits): a large offset can swallow a small signal (1000 + 0.5 rounds to 1000), a
+        ReLU gate then reads exactly 0 and the gradient behind it vanishes. That shows up as an all-zero
+        (or, from overflowing intermediates, non-finite) input gradient. Only when some example has
+        one is the fp32 gradient taken (once) to tell bf16's fault from the model's own dead gradients.
+        """
+        dead16 = dead_gradients(grad)
+        if not bool(dead16.any()):
+            return False
+        x32 = x.clone().requires_grad_(True)
+        with _fp32(x.device):
+            value = objective(check_logits(self.model(x32), x.shape[0]))
+        (grad32,) = torch.autograd.grad(value.sum(), x32)
+        lost = int((dead16 & ~dead_gradients(grad32)).sum())
+        if lost <= FALLBACK_SHARE * x.shape[0]:
+            return False
+        self.fell_back_to_fp32 = True
+        self.fp32_fallbacks += 1
+        self._finite = torch.ones((), dtype=torch.bool, device=x.device)  # bf16's logits are discarded
+        log.warning("%s: the bf16 input gradient is unusable (all zero or non-finite) for %d of %d examples "
+                    "whose fp32 gradient is fine; this call runs in fp32", type(self).__name__, lost, x.shape[0])
+        return True
 
     def _rand(self, shape: torch.Size, like: Tensor, kind: str) -> Tensor:
         """U[0,1) ('uniform') or N(0,1) ('normal') noise drawn from self.generator on the CPU, then moved."""

@@ -24,7 +24,7 @@ class FastFGSM(Attack):
         eps: ℓ∞ radius in pixel units (default 8/255); 0 returns x exactly.
         alpha: step size; None means 1.25·eps (the paper's choice; 10/255 at the default eps).
         targeted: step toward y (= targets) instead of away from it.
-        bf16: bfloat16 autocast for forward/backward.
+        bf16: bfloat16 autocast for forward/backward (fp32 where bf16's gradient is unusable: base.py).
         generator: torch.Generator (CPU) for the random start; None uses the global RNG.
 
     Call: ``atk(x, y) -> x_adv`` (x of the model's float dtype, y of any integer dtype).
@@ -44,8 +44,7 @@ class FastFGSM(Attack):
         if self.eps == 0:
             return x.clone()
         delta = (2 * self._rand(x.shape, x, "uniform") - 1) * self.eps
-        x_start = (x + delta).clamp(0.0, 1.0).requires_grad_(True)
-        objective = attack_objective(self._logits(x_start), y, "ce", targeted=self.targeted)
-        (grad,) = torch.autograd.grad(objective.sum(), x_start)
-        delta = (x_start.detach() + self.alpha * grad.sign() - x).clamp(-self.eps, self.eps)
+        x_start = (x + delta).clamp(0.0, 1.0)
+        grad, _, _ = self._gradient(x_start, lambda logits: attack_objective(logits, y, "ce", targeted=self.targeted))
+        delta = (x_start + self.alpha * grad.sign() - x).clamp(-self.eps, self.eps)
         return (x + delta).clamp(0.0, 1.0)

@@ -24,7 +24,7 @@ class FGSM(Attack):
         model: maps [N, C, H, W] in [0, 1] to logits [N, K].
         eps: ℓ∞ radius in pixel units (default 8/255, as torchattacks); 0 returns x exactly.
         targeted: step toward y (= targets) instead of away from it.
-        bf16: bfloat16 autocast for forward/backward.
+        bf16: bfloat16 autocast for forward/backward (fp32 where bf16's gradient is unusable: base.py).
 
     Call: ``atk(x, y) -> x_adv`` (x of the model's float dtype, y of any integer dtype).
     """
@@ -39,9 +39,7 @@ class FGSM(Attack):
     def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
         if self.eps == 0:
             return x.clone()
-        x_req = x.clone().requires_grad_(True)
-        objective = attack_objective(self._logits(x_req), y, "ce", targeted=self.targeted)
-        (grad,) = torch.autograd.grad(objective.sum(), x_req)
+        grad, _, _ = self._gradient(x, lambda logits: attack_objective(logits, y, "ce", targeted=self.targeted))
         return (x + self.eps * grad.sign()).clamp(0.0, 1.0)
 
 

@@ -5,7 +5,8 @@ Distance: ‖x_adv − x‖∞ ≤ eps (sign steps, box projection) or ‖x_adv 
 Shapes: x float [N, C, H, W] in [0, 1], y integer [N] (targets when targeted) → x_adv like x.
 Defaults (torchattacks): eps 8/255, alpha 2/255, steps 10 (ℓ∞); eps 0.5, alpha 0.125, steps 10 (ℓ2, PGDL2).
 
-Returned point, per example: the best iterate seen, ranked by (success, objective) — a successful
+Returned point, per example: the best iterate seen, ranked by (success, objective) on fp32 logits
+(with ``bf16=True`` the steps run in bf16 and each iterate is judged by an extra fp32 forward) — a successful
 iterate beats an unsuccessful one, and among equals the higher objective wins. Over restarts the same
 rule picks the per-example best (a success, else the highest loss). Because a run with more steps or
 restarts sees a superset of the candidates (same generator seed), it can never help the model.
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from deep.units import NORMS, check_eps, parse_norm  # noqa: F401  (NORMS: re-exported for callers)
 
-from .base import Attack, check_count, check_nonneg
+from .base import Attack, Objective, check_count, check_nonneg
 from .objectives import LOSSES, attack_objective, attack_success
 from .registry import MAX_RESTARTS, MAX_STEPS, AttackSpec, check_steps, register_attack
 
@@ -140,27 +141,30 @@ class PGD(Attack):
     def _perturb(self, x: Tensor, y: Tensor) -> Tensor:
         if self.eps == 0:
             return x.clone()
-        p_clean = None
-        if self.loss == "kl":
-            with torch.no_grad():
-                p_clean = torch.softmax(self._logits(x).float(), dim=1)
+        # The clean distribution is a fixed target, not a step: taken in fp32 (as fp32 runs take it).
+        p_clean = torch.softmax(self._decision_logits(x).float(), dim=1) if self.loss == "kl" else None
+
+        def objective(logits: Tensor) -> Tensor:
+            return attack_objective(logits, y, self.loss, targeted=self.targeted, p_clean=p_clean)
+
         best = _Best(x)
         for _ in range(self.restarts):
             x_adv = self._start(x)
             for _ in range(self.steps):
-                x_adv.requires_grad_(True)
-                logits = self._logits(x_adv)
-                objective = attack_objective(logits, y, self.loss, targeted=self.targeted, p_clean=p_clean)
-                (grad,) = torch.autograd.grad(objective.sum(), x_adv)
-                x_adv = x_adv.detach()
-                best.update(x_adv, objective.detach(),
-                            attack_success(logits.detach(), y, self.loss, targeted=self.targeted))
+                grad, logits, value = self._gradient(x_adv, objective)
+                self._judge(best, x_adv, y, objective, logits, value)
                 x_adv = self._step(x_adv, grad, x)
-            with torch.no_grad():
-                logits = self._logits(x_adv)
-                best.update(x_adv, attack_objective(logits, y, self.loss, targeted=self.targeted, p_clean=p_clean),
-                            attack_success(logits, y, self.loss, targeted=self.targeted))
+            self._judge(best, x_adv, y, objective)
         return best.x
+
+    def _judge(self, best: _Best, x_adv: Tensor, y: Tensor, objective: Objective, logits: Tensor | None = None,
+               value: Tensor | None = None) -> None:
+        """Offer x_adv to `best`, judged on fp32 logits: the step's own when it ran in fp32, else a fresh
+        no-grad fp32 forward (under bf16 the steps only propose; fp32 decides what is returned)."""
+        if logits is None or value is None or self._bf16_active:
+            logits = self._decision_logits(x_adv)
+            value = objective(logits)
+        best.update(x_adv, value, attack_success(logits, y, self.loss, targeted=self.targeted))
 
 
 class PGDL2(PGD):
