@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import logging
 import os
 from collections.abc import Iterator
@@ -87,12 +86,12 @@ SUITES: dict[str, SuiteEntry] = {
 
 
 def package_version() -> str:
-    """The installed pyautoattack version; ImportError naming the package when it is absent."""
-    try:
-        return importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise ImportError(f"the AutoAttack suite names ({', '.join(SUITES)}) need the package {PACKAGE!r}: "
-                          f"pip install {PACKAGE}") from None
+    """The installed pyautoattack version; deep.packages.MissingPackageError (an ImportError and a
+    ValueError: one line on the command line) naming the package when it is absent."""
+    from deep.packages import PYAUTOATTACK_INSTALL, require_package
+
+    return require_package(PACKAGE, needed_for=f"an AutoAttack suite name ({', '.join(SUITES)})",
+                           install=PYAUTOATTACK_INSTALL)
 
 
 class _Capture(logging.Handler):

@@ -141,10 +141,13 @@ def _from_torchvision(name: str, num_classes: int | None) -> nn.Module:
 
 
 def _pyautoattack_example(num_classes: int | None) -> tuple[nn.Module, Path]:
-    spec = importlib.util.find_spec("pyautoattack")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"model {PYAUTOATTACK_RESNET18!r} comes with the package 'pyautoattack': "
-                          "pip install pyautoattack")
+    from deep.packages import PYAUTOATTACK, PYAUTOATTACK_INSTALL, require_package
+
+    require_package(PYAUTOATTACK, needed_for=f"model {PYAUTOATTACK_RESNET18!r}", install=PYAUTOATTACK_INSTALL)
+    spec = importlib.util.find_spec(PYAUTOATTACK)
+    if spec is None or not spec.submodule_search_locations:  # installed, but not as a package folder
+        raise FileNotFoundError(f"model {PYAUTOATTACK_RESNET18!r}: the installed {PYAUTOATTACK!r} has no package "
+                                f"folder holding examples/; reinstall it: {PYAUTOATTACK_INSTALL}")
     examples = Path(next(iter(spec.submodule_search_locations))) / "examples"
     if num_classes not in (None, 10):
         raise ValueError(f"model {PYAUTOATTACK_RESNET18!r} is a CIFAR-10 model (10 classes), "
