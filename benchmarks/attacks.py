@@ -1,25 +1,34 @@
-"""Speed of our PGD against torchattacks' PGD on the same model, batch and steps, in one run (issue 3, "Speed").
+"""Speed of our PGD against torchattacks' PGD on the same model, batch and steps, in one run (issues 3 and 12).
 
 torchattacks pins an old ``requests``, so it never enters the project's ``.venv``. Set up once
 (torch/torchvision come from the local wheel store, ~70 s)::
 
     python3.11 -m venv .bench-venv
     .bench-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 torchattacks numpy tqdm
-    ADVFEAT_DATA=../shared/data PYTHONPATH=. .bench-venv/bin/python benchmarks/attacks.py   # MNIST SmallCNN, PGD-40
+    ADVFEAT_DATA=../shared/data PYTHONPATH=. .bench-venv/bin/python benchmarks/attacks.py --out runs/bench-attacks
 
 What it does: trains the MNIST SmallCNN (``deep.models`` when present, else the TRADES SmallCNN defined
 here) for a few hundred images' worth of steps so the attack has a real classifier to fool, takes a
-test batch, then times (median of ``--repeats`` interleaved calls after one warm-up each) ℓ∞ PGD with ε, α, steps:
-torchattacks.PGD and ours on the same (NCHW) model, ours forced to stay NCHW, ours under bf16 autocast, and
-torchattacks on a hand-converted channels-last copy of the model. For each it
-prints images/s, the ratio to torchattacks, and the attack success rate (fraction of the batch
-misclassified after the attack) at ε and at a smaller ``--check-eps`` where success is not saturated.
-The results also go to ``--json`` (a fixed schema, see ``main``).
+test batch, then times (median of ``--repeats`` interleaved calls after one warm-up each) ℓ∞ PGD with
+ε, α, steps, all on the same NCHW model object and batch: torchattacks.PGD (fp32), ours in fp32 forced
+to stay NCHW, ours in fp32 channels-last (our default on the CPU), and ours with bf16 steps (only where
+``deep.precision.native_bf16`` finds native bf16; our bf16 judges every iterate in fp32).
+
+Output: ``--out``/attacks.json and ``--out``/attacks.md (also printed). JSON keys: ``model``, ``batch``,
+``steps``, ``eps``, ``alpha``, ``check_eps``, ``random_start``, ``clean_accuracy``, ``machine`` (``cpu``,
+``flags``: the bf16/AMX/AVX flags present, ``cpu_capability``, ``threads``, ``native_bf16``),
+``load_before`` / ``load_after`` (os.getloadavg), ``torch``, ``torchattacks``, and ``results``: per variant
+``seconds``, ``images_per_s``, ``ratio_vs_torchattacks``, ``success`` / ``success_check_eps`` (fraction
+of the batch misclassified after the attack, judged in fp32, at ε and at the smaller ``--check-eps``),
+their binomial standard errors ``se`` / ``se_check_eps``, ``within_noise`` / ``within_noise_check_eps``
+(|rate − torchattacks' rate| ≤ 2 combined SE), and ``fell_back_to_fp32`` (bf16 only).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +41,7 @@ from torch import Tensor, nn
 
 from deep.attacks import PGD
 from deep.dataroot import resolve_data_root
+from deep.precision import NATIVE_CPU_FLAGS, cpu_flags, cpu_model, native_bf16
 
 
 class SmallCNN(nn.Module):
@@ -107,6 +117,24 @@ def success_rate(model: nn.Module, x_adv: Tensor, y: Tensor) -> float:
         return (model(x_adv).argmax(1) != y).float().mean().item()
 
 
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of a rate p measured on n independent images: sqrt(p (1 − p) / n)."""
+    return math.sqrt(p * (1 - p) / n)
+
+
+def within_noise(p: float, se: float, p_ref: float, se_ref: float) -> bool:
+    """|p − p_ref| ≤ 2 combined SE (both 0 when both rates are 0 or 1: then only equality passes)."""
+    return abs(p - p_ref) <= 2 * math.hypot(se, se_ref) + 1e-12
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured: CPU, the flags that decide bf16 speed, torch's kernel level, threads."""
+    flags = cpu_flags()
+    shown = [f for f in ("avx2", "avx512f", *NATIVE_CPU_FLAGS, "amx_tile", "amx_int8") if f in flags]
+    return {"cpu": cpu_model(), "flags": shown, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "native_bf16": native_bf16(torch.device("cpu"))}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=128, help="images per attack call")
@@ -119,65 +147,86 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--no-random-start", action="store_true", help="start both attacks at x (deterministic)")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw (default: $ADVFEAT_DATA)")
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--out", type=Path, default=None, help="folder for attacks.json and attacks.md")
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
 Maker = Callable[[float], Callable[[Tensor, Tensor], Tensor]]
+LABELS = {"torchattacks": "torchattacks PGD, fp32", "ours_nchw": "ours, fp32, NCHW (forced)",
+          "ours_channels_last": "ours, fp32, channels-last (default)",
+          "ours_bf16": "ours, bf16 steps (fp32 decisions), channels-last"}
 
 
-def _variants(model: nn.Module, x: Tensor, args: argparse.Namespace, torchattacks: Any) -> dict[str, tuple[Maker, Tensor]]:
-    """Each timed variant: a function of ε that builds the attack, and its input batch."""
+def _variants(model: nn.Module, args: argparse.Namespace, torchattacks: Any, bf16: bool) -> dict[str, Maker]:
+    """Each timed variant as a function of ε that builds the attack; all attack the same model object."""
     random_start = not args.no_random_start
 
-    def ours(eps: float, bf16: bool = False, layout: bool | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+    def ours(eps: float, layout: bool, bf16: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
         atk = PGD(model, eps, args.alpha, args.steps, random_start=random_start, bf16=bf16,
                   generator=torch.Generator().manual_seed(args.seed))
-        atk.channels_last = layout  # None: our default (channels-last for conv nets on the CPU)
+        atk.channels_last = layout
         return atk
 
-    def theirs(model_: nn.Module, eps: float) -> Callable[[Tensor, Tensor], Tensor]:
-        return torchattacks.PGD(model_, eps=eps, alpha=args.alpha, steps=args.steps, random_start=random_start)
-
-    # The fair pair is the first two: the same NCHW model object, as a user builds it. The last row
-    # gives torchattacks a model converted to channels-last by hand, to show where our gain comes from.
-    model_cl = build_smallcnn()[0]
-    model_cl.load_state_dict(model.state_dict())
-    model_cl = model_cl.to(memory_format=torch.channels_last).eval()
-    return {
-        "torchattacks": (lambda e: theirs(model, e), x),
-        "ours": (lambda e: ours(e), x),
-        "ours_nchw_forced": (lambda e: ours(e, layout=False), x),
-        "ours_bf16": (lambda e: ours(e, bf16=True), x),
-        "torchattacks_cl_model": (lambda e: theirs(model_cl, e), x),
+    variants: dict[str, Maker] = {
+        "torchattacks": lambda e: torchattacks.PGD(model, eps=e, alpha=args.alpha, steps=args.steps,
+                                                   random_start=random_start),
+        "ours_nchw": lambda e: ours(e, False),
+        "ours_channels_last": lambda e: ours(e, True),
     }
+    if bf16:  # without native bf16 it is many times slower than fp32 (deep/precision.py): not worth timing
+        variants["ours_bf16"] = lambda e: ours(e, True, bf16=True)
+    return variants
 
 
-def _measure(model: nn.Module, variants: dict[str, tuple[Maker, Tensor]], y: Tensor,
-             args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Time every variant at ε, then its success rate at ε and at the check ε."""
-    timed = time_round_robin({name: (make(args.eps), inputs) for name, (make, inputs) in variants.items()},
-                             y, args.repeats)
-    results = {}
-    for name, (make, inputs) in variants.items():
+def _measure(model: nn.Module, variants: dict[str, Maker], x: Tensor, y: Tensor,
+             args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Time every variant at ε, then its success rate (fp32 verdicts) at ε and at the check ε."""
+    attacks = {name: make(args.eps) for name, make in variants.items()}
+    timed = time_round_robin({name: (atk, x) for name, atk in attacks.items()}, y, args.repeats)
+    results: dict[str, dict[str, Any]] = {}
+    for name, make in variants.items():
         seconds, x_adv = timed[name]
-        check = make(args.check_eps)(inputs, y)
-        results[name] = {"seconds": seconds, "images_per_s": args.batch / seconds,
-                         "success": success_rate(model, x_adv, y), "success_check_eps": success_rate(model, check, y)}
-    base = results["torchattacks"]["images_per_s"]
+        check = make(args.check_eps)(x, y)
+        rate, rate_check = success_rate(model, x_adv, y), success_rate(model, check, y)
+        results[name] = {"seconds": seconds, "images_per_s": len(y) / seconds, "success": rate,
+                         "se": binomial_se(rate, len(y)), "success_check_eps": rate_check,
+                         "se_check_eps": binomial_se(rate_check, len(y))}
+        if name == "ours_bf16":
+            results[name]["fell_back_to_fp32"] = attacks[name].fell_back_to_fp32
+    ref = results["torchattacks"]
     for r in results.values():
-        r["ratio_vs_torchattacks"] = r["images_per_s"] / base
+        r["ratio_vs_torchattacks"] = r["images_per_s"] / ref["images_per_s"]
+        r["within_noise"] = within_noise(r["success"], r["se"], ref["success"], ref["se"])
+        r["within_noise_check_eps"] = within_noise(r["success_check_eps"], r["se_check_eps"],
+                                                   ref["success_check_eps"], ref["se_check_eps"])
     return results
 
 
-def _print_table(out: dict, args: argparse.Namespace) -> None:
-    print(f"{out['model']}, batch {args.batch}, PGD-{args.steps} ℓ∞ ε={args.eps} α={args.alpha}, "
-          f"{args.threads} threads, clean acc {out['clean_accuracy']:.3f}")
-    print(f"{'variant':<20}{'img/s':>9}{'ratio':>8}{'success@ε':>11}{f'success@{args.check_eps}':>14}")
+def markdown(out: dict) -> str:
+    m = out["machine"]
+    lines = [f"# PGD-{out['steps']} ℓ∞ (ε = {out['eps']}, α = {out['alpha']}) on {out['batch']} MNIST test images",
+             "", f"- model: {out['model']}; clean accuracy {out['clean_accuracy']:.4f}",
+             f"- CPU: {m['cpu']}; flags {', '.join(m['flags']) or 'none of interest'}; torch kernels "
+             f"{m['cpu_capability']}; native bf16: {m['native_bf16']}",
+             f"- {m['threads']} torch threads; load average {out['load_before']} before, {out['load_after']} after",
+             f"- torch {out['torch']}, torchattacks {out['torchattacks']}, random start {out['random_start']}", "",
+             f"| variant | images/s | vs torchattacks | success @ ε={out['eps']} | success @ ε={out['check_eps']} |",
+             "|---|---|---|---|---|"]
     for name, r in out["results"].items():
-        print(f"{name:<20}{r['images_per_s']:>9.1f}{r['ratio_vs_torchattacks']:>8.2f}"
-              f"{r['success']:>11.3f}{r['success_check_eps']:>14.3f}")
+        lines.append(f"| {LABELS[name]} | {r['images_per_s']:.1f} | {r['ratio_vs_torchattacks']:.2f}× "
+                     f"| {r['success']:.3f} ± {r['se']:.3f} | {r['success_check_eps']:.3f} ± {r['se_check_eps']:.3f} |")
+    lines.append("")
+    for name, r in out["results"].items():
+        if name == "torchattacks":
+            continue
+        same = r["within_noise"] and r["within_noise_check_eps"]
+        lines.append(f"- {LABELS[name]}: success rates {'within' if same else 'NOT within'} sampling noise "
+                     f"(2 combined binomial SE) of torchattacks' fp32 ones at both ε"
+                     + (f"; fell back to fp32: {r['fell_back_to_fp32']}" if "fell_back_to_fp32" in r else ""))
+    if "ours_bf16" not in out["results"]:
+        lines.append("- bf16 not timed: this CPU has no native bf16 (deep.precision.native_bf16)")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -188,20 +237,24 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data_root = resolve_data_root(args.data_root)
+    load_before = [round(v, 2) for v in os.getloadavg()]
     model, model_name = build_smallcnn()
     x_train, y_train = load_mnist(data_root, train=True)
     train_briefly(model, x_train, y_train, args.train_steps, 128, args.seed)
     x_test, y_test = load_mnist(data_root, train=False)
     x, y = x_test[: args.batch], y_test[: args.batch]
-    clean_acc = 1 - success_rate(model, x, y)
-    results = _measure(model, _variants(model, x, args, torchattacks), y, args)
+    info = machine()
+    results = _measure(model, _variants(model, args, torchattacks, info["native_bf16"]), x, y, args)
     out = {"model": model_name, "batch": args.batch, "steps": args.steps, "eps": args.eps, "alpha": args.alpha,
-           "check_eps": args.check_eps, "random_start": not args.no_random_start, "threads": args.threads,
-           "clean_accuracy": clean_acc, "torch": torch.__version__, "torchattacks": torchattacks.__version__,
-           "results": results}
-    _print_table(out, args)
-    if args.json is not None:
-        args.json.write_text(json.dumps(out, indent=2))
+           "check_eps": args.check_eps, "random_start": not args.no_random_start,
+           "clean_accuracy": 1 - success_rate(model, x, y), "machine": info, "load_before": load_before,
+           "load_after": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
+           "torchattacks": torchattacks.__version__, "results": results}
+    print(markdown(out))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "attacks.json").write_text(json.dumps(out, indent=2) + "\n")
+        (args.out / "attacks.md").write_text(markdown(out))
     return out
 
 
