@@ -5,6 +5,12 @@
 suffix ``ROW@model`` (e.g. ``D_det@vgg16``); the paper's number is shown only when that model is the
 table's ``paper_model`` and the dataset is the table's ``paper_dataset`` (a ``-subset`` variant counts
 as the dataset). Accuracies are fractions in the metrics and percent here.
+
+Runs of a row that differ only in their seed are one row, mean ± sd (figures/aggregate.py); the figure
+draws the mean with ± 1 sd error bars. A table with a ``robust`` column gets, when any of its results
+ran AutoAttack, three more columns after it (figures/robust.py): the PGD number, the AutoAttack number
+(named by its suite, e.g. "APGD-CE+T") and the gap PGD − AA in points; rows without AutoAttack show
+"—". Each result's warnings (attack flags, failed gradient-masking checks) are listed under the table.
 """
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deep.units import format_eps
-from figures.report import Entry, pct, register_renderer
+from figures.aggregate import SeedGroup, bar, cell, seed_groups
+from figures.report import Entry, register_renderer
+from figures.robust import aa_accuracy, aa_gap, aa_note, aa_suite, pgd_accuracy, pgd_suite, warning_lines
 from figures.style import colour_cycle, save, styled, subplots
 
 Column = Callable[[Any], Any]  # reads one value from a deep.evaluation.EvalResult
@@ -32,6 +40,7 @@ class Table:
     paper_dataset: str
     paper_model: str | None = None  # rows "KEY@model" get paper numbers only for this model
     figure_rows: dict[str, str] = field(default_factory=dict)  # key → tick label (mathtext); default: rows
+    robust: str | None = None  # the column holding the robust number: AutoAttack columns go after it
 
 
 def clean(r: Any) -> float:
@@ -66,20 +75,41 @@ def _label(table: Table, row: str, labels: dict[str, str], sep: str = " ") -> st
     return labels.get(base, row) + (f"{sep}({model})" if model else "")
 
 
+OurColumn = tuple[str, Column, bool]  # (header, value, shown as signed points instead of percent)
+
+
+def our_columns(table: Table, groups: list[SeedGroup]) -> list[OurColumn]:
+    """The table's columns, with PGD / AutoAttack / gap after ``table.robust`` when a result ran AutoAttack."""
+    cols: list[OurColumn] = [(name, fn, False) for name, fn in table.columns.items()]
+    results = [e.metrics for g in groups for e in g.done]
+    suite = aa_suite(results)
+    if table.robust is None or suite is None:
+        return cols
+    at = list(table.columns).index(table.robust) + 1
+    extra = [(pgd_suite(results), pgd_accuracy, False), (f"AA ({suite})", aa_accuracy, False),
+             ("PGD − AA (pp)", aa_gap, True)]
+    return cols[:at] + extra + cols[at:]
+
+
 def markdown(table: Table, entries: list[Entry]) -> list[str]:
+    """The table's Markdown rows (one per seed group), the AA note and the warnings under it."""
     dataset = entries[0].dataset
-    cols = list(table.columns)
-    head = ["training", *[f"ours: {c}" for c in cols], *[f"paper: {c}" for c in cols], "run"]
+    groups = seed_groups(entries)
+    cols = our_columns(table, groups)
+    head = ["training", *[f"ours: {c}" for c, _, _ in cols], *[f"paper: {c}" for c in table.columns], "run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for e in entries:
-        if e.metrics is None:
-            ours = [f"MISSING ({e.state})"] + [""] * (len(cols) - 1)
+    for g in groups:
+        if not g.done:
+            ours = [f"MISSING ({g.state()})"] + [""] * (len(cols) - 1)
         else:
-            ours = [pct(fn(e.metrics)) for fn in table.columns.values()]
-        paper = paper_values(table, e.row, dataset)
-        theirs = [f"{v:.2f}" for v in paper] if paper else ["—"] * len(cols)
-        lines.append("| " + " | ".join([_label(table, e.row, table.rows), *ours, *theirs, f"`{e.run.hash}`"]) + " |")
-    return lines
+            ours = [cell(g, fn, signed=signed) for _, fn, signed in cols]
+        paper = paper_values(table, g.first.row, dataset)
+        theirs = [f"{v:.2f}" for v in paper] if paper else ["—"] * len(table.columns)
+        lines.append("| " + " | ".join([_label(table, g.first.row, table.rows), *ours, *theirs, g.hashes()]) + " |")
+    if len(cols) > len(table.columns):
+        lines += [""] + aa_note(e.metrics for g in groups for e in g.done)
+    return lines + warning_lines((_label(table, e.row, table.rows), e.run.hash, e.metrics)
+                                 for g in groups for e in g.done)
 
 
 _NORMS = {"linf": r"$\ell_\infty$", "l2": r"$\ell_2$"}
@@ -102,7 +132,8 @@ def setting(entries: list[Entry]) -> str:
 def figure(table: Table, entries: list[Entry], out_dir: Path, stem: str, caption: str) -> bool:
     """Grouped bars, ours (solid) beside the paper (hatched) where it published a number; only runs that
     are done are drawn. Returns whether any paper bar was drawn."""
-    done = [e for e in entries if e.metrics is not None]
+    groups = [g for g in seed_groups(entries) if g.done]
+    done = [g.done[0] for g in groups]  # one done run per bar: its row, dataset and setting
     cols = list(table.columns)
     width = 0.8 / (2 * len(cols))
     hatched = False
@@ -111,8 +142,10 @@ def figure(table: Table, entries: list[Entry], out_dir: Path, stem: str, caption
         colors = colour_cycle()
         for j, (col, fn) in enumerate(table.columns.items()):
             xs = [i + (2 * j) * width for i in range(len(done))]
-            ax.bar(xs, [100 * (fn(e.metrics) or 0.0) for e in done], width, color=colors[j % len(colors)],
-                   label=f"ours: {col}")
+            means, sds = zip(*(bar(g, fn) for g in groups))
+            seeded = any(len(g.done) > 1 for g in groups)
+            ax.bar(xs, means, width, yerr=sds if seeded else None, capsize=2, color=colors[j % len(colors)],
+                   label=f"ours: {col}" + (" (mean ± sd over seeds)" if seeded else ""))
             paper = [paper_values(table, e.row, e.dataset) for e in done]
             pv = [(x + width, p[j]) for x, p in zip(xs, paper) if p]
             if pv:

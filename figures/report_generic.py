@@ -5,7 +5,8 @@ for an eval run (a deep.evaluation.EvalResult) clean, worst-case and per-attack 
 the threat model and n; for a train run (read as a deep.runfolder.TrainResult) the epochs done, the
 last epoch's accuracies in percent and the training time; otherwise the first top-level numbers of the
 result (fractions named in ``figures.report.FRACTION_KEYS`` in percent).
-No figure: the runs of an arbitrary spec have nothing in common to plot.
+No figure: the runs of an arbitrary spec have nothing in common to plot. The warnings of the eval results
+(figures/robust.py) are listed under the table.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from figures.report import FRACTION_KEYS, GENERIC, Entry, pct, register_renderer
+from figures.robust import warning_lines
 
 MAX_NUMBERS = 6
 
@@ -61,4 +63,5 @@ def render_generic(entries: list[Entry], out_dir: Path, stem: str, caption: str)
         metrics = "" if e.metrics is None else main_metrics(e.metrics, e.run.kind)
         state = e.state if e.metrics is not None else f"MISSING ({e.state})"
         lines.append(f"| {e.run.stage} | {axes} | {state} | {metrics} | `{e.run.hash}` |")
-    return lines
+    evals = [e for e in entries if e.metrics is not None and hasattr(e.metrics, "worst_case")]
+    return lines + warning_lines((e.run.label(), e.run.hash, e.metrics) for e in evals)

@@ -7,7 +7,9 @@
   line against ε) and the linearity / width statistics of deep.experiments.goodfellow.curve_summary;
 - ``goodfellow-l1``: the ``goodfellow-l1`` run: adversarial vs L1-regularised logistic regression.
 
-A renderer lists its runs that are not done as MISSING; nothing is drawn from a placeholder.
+A renderer lists its runs that are not done as MISSING; nothing is drawn from a placeholder. The table
+shows runs that differ only in seed as one row, mean ± sd over the seeds (figures/aggregate.py), and its
+figure draws ± 1 sd error bars.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from deep.units import format_eps
+from figures.aggregate import Stat, seed_groups
 from figures.report import Entry, pct, register_renderer
 from figures.style import new_figure, save, subplots
 
@@ -47,10 +50,6 @@ def _pct(v: float | None, digits: int = 1) -> str:
 
 def _num(v: float | None, digits: int = 1) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
-
-
-def _diff(ours: float | None, paper: float | None) -> str:
-    return "—" if ours is None or paper is None else f"{100 * ours - paper:+.1f}"
 
 
 def _missing(entries: list[Entry]) -> list[str]:
@@ -87,29 +86,41 @@ def _row_key(e: Entry) -> str:
 
 
 # ------------------------------------------------------------------------------------ the table
+def _reader(key: str) -> Callable[[Any], Any]:
+    return lambda m: m.get(key)
+
+
 def table_rows(entries: list[Entry]) -> list[dict[str, Any]]:
-    """One dict per reported number set: label, ours (fractions) and the paper's (percent)."""
+    """One dict per reported number set: label, ours (a figures.aggregate.Stat of fractions over the seeds
+    of the row, or None) and the paper's (percent). Runs that differ only in seed are one row."""
     rows: list[dict[str, Any]] = []
-    for e in entries:
-        m = e.metrics
-        if m is None:
+    for g in seed_groups(entries):
+        if not g.done:
             continue
-        key = _row_key(e)
+        m, key = g.done[0].metrics, _row_key(g.first)
         if "error_a_to_b" in m:  # a transfer run: two rows
             for direction, text in (("a_to_b", "FGSM examples of the standard MLP → adversarially trained MLP"),
                                     ("b_to_a", "FGSM examples of the adversarially trained MLP → standard MLP")):
                 rows.append({"key": f"{key}:{direction}", "label": text, "clean": None,
-                             "fgsm": m[f"error_{direction}"], "conf": None, "paper_clean": None,
+                             "fgsm": g.stat(_reader(f"error_{direction}")), "conf": None, "paper_clean": None,
                              "paper_fgsm": TRANSFER_PAPER[direction], "paper_conf": None,
                              "paper_model": "maxout → adv.-trained maxout" if direction == "a_to_b" else "—",
-                             "hash": e.run.hash})
+                             "hash": g.hashes()})
             continue
         label, p_clean, p_fgsm, p_conf, p_model = PAPER.get(key, (key, None, None, None, "—"))
-        rows.append({"key": key, "label": label, "clean": m.get("clean_error"), "fgsm": m.get("fgsm_error"),
-                     "conf": m.get("fgsm_confidence_on_errors"), "paper_clean": p_clean, "paper_fgsm": p_fgsm,
-                     "paper_conf": p_conf, "paper_model": p_model, "hash": e.run.hash,
-                     "rbf": m.get("rbf_max_response")})
+        rows.append({"key": key, "label": label, "clean": g.stat(_reader("clean_error")),
+                     "fgsm": g.stat(_reader("fgsm_error")), "conf": g.stat(_reader("fgsm_confidence_on_errors")),
+                     "paper_clean": p_clean, "paper_fgsm": p_fgsm, "paper_conf": p_conf, "paper_model": p_model,
+                     "hash": g.hashes(), "rbf": m.get("rbf_max_response")})
     return rows
+
+
+def _stat(s: Stat | None, digits: int = 1) -> str:
+    return "—" if s is None else s.text(digits)
+
+
+def _diff(ours: Stat | None, paper: float | None) -> str:
+    return "—" if ours is None or paper is None else f"{100 * ours.mean - paper:+.1f}"
 
 
 @register_renderer("goodfellow-table")
@@ -122,9 +133,9 @@ def render_table(entries: list[Entry], out_dir: Path, stem: str, caption: str) -
              "|---|---|---|---|---|---|---|---|---|---|"]
     rows = table_rows(entries)
     for r in rows:
-        lines.append(f"| {r['label']} | {_pct(r['clean'], 2)} | {_num(r['paper_clean'], 2)} | {_pct(r['fgsm'])} | "
-                     f"{_num(r['paper_fgsm'])} | {_diff(r['fgsm'], r['paper_fgsm'])} | {_pct(r['conf'])} | "
-                     f"{_num(r['paper_conf'])} | {r['paper_model']} | `{r['hash']}` |")
+        lines.append(f"| {r['label']} | {_stat(r['clean'], 2)} | {_num(r['paper_clean'], 2)} | {_stat(r['fgsm'])} | "
+                     f"{_num(r['paper_fgsm'])} | {_diff(r['fgsm'], r['paper_fgsm'])} | {_stat(r['conf'])} | "
+                     f"{_num(r['paper_conf'])} | {r['paper_model']} | {r['hash']} |")
     lines += _missing_rows(entries, _paper_label, 7)
     rbf = [r for r in rows if r.get("rbf")]
     for r in rbf:
@@ -135,11 +146,14 @@ def render_table(entries: list[Entry], out_dir: Path, stem: str, caption: str) -
         return lines + ["", "No figure: every run of this table is MISSING."]
     fig, axes = subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True)
     ys = np.arange(len(rows))
+    seeded = any(r[c] is not None and r[c].n > 1 for r in rows for c in ("fgsm", "conf"))
     for ax, (col, pcol, title) in zip(axes, (("fgsm", "paper_fgsm", "FGSM error (%)"),
                                              ("conf", "paper_conf", "confidence on FGSM mistakes (%)"))):
-        ours = [100 * (r[col] or 0.0) if r[col] is not None else np.nan for r in rows]
+        ours = [100 * r[col].mean if r[col] is not None else np.nan for r in rows]
+        sds = [100 * (r[col].sd or 0.0) if r[col] is not None else 0.0 for r in rows]
         paper = [r[pcol] if r[pcol] is not None else np.nan for r in rows]
-        ax.barh(ys - 0.2, ours, 0.4, color="#1f77b4", label="ours")
+        ax.barh(ys - 0.2, ours, 0.4, xerr=sds if seeded else None, capsize=2, color="#1f77b4",
+                label="ours, mean ± sd over seeds" if seeded else "ours")
         ax.barh(ys + 0.2, paper, 0.4, color="white", edgecolor="#d62728", hatch="//", label="paper (SPEC §4)")
         ax.set_xlim(0, 100)
         ax.set_title(title)

@@ -25,6 +25,7 @@ FIG2B = register_table("il-fig2b", Table(
     columns={"standard acc": clean, "robust acc": worst},
     paper={"std-D": (95.25, 4.49), "adv-D": (90.83, 82.47), "std-DR": (84.10, 48.27), "std-DNR": (87.68, 0.82)},
     paper_dataset="cifar10",
+    robust="robust acc",
     figure_rows={"std-D": "Std. training\non $D$", "adv-D": "Adv. training\non $D$",
                  "std-DR": "Std. training\non $\\hat{D}_R$", "std-DNR": "Std. training\non $\\hat{D}_{NR}$"},
 ))

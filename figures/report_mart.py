@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from figures.aggregate import SeedGroup, bar, cell, seed_groups
 from figures.paper_table import setting
 from figures.report import Entry, pct, register_renderer
+from figures.robust import aa_accuracy, aa_gap, aa_note, aa_suite, warning_lines
 from figures.style import colour_cycle, save, subplots
 
 # SPEC §6, [MART] Table 2 (white-box accuracy, %): natural, FGSM, PGD-20, CW∞. MNIST: SmallCNN, ε = 0.3;
@@ -83,10 +84,6 @@ def _pct(v: float | None) -> str:
     return pct(v, 1)
 
 
-def _get(m: dict[str, Any], col: str) -> float | None:
-    return dict(COLUMNS)[col](m)
-
-
 def _missing(entries: list[Entry]) -> list[str]:
     return [f"- MISSING `{e.run.hash}` {e.run.label()} — {e.state}" for e in entries if e.metrics is None]
 
@@ -97,40 +94,93 @@ def _save(fig, out_dir: Path, stem: str, caption: str) -> list[str]:
     return ["", f"![{stem}]({stem}.png)", "", f"*{caption}* PDF: `{stem}.pdf`."]
 
 
-def _by_row(entries: list[Entry]) -> dict[tuple[str, str], Entry]:
-    return {(dataset_of(e), row_of(e)): e for e in entries if e.run.kind == "eval"}
+def _by_row(entries: list[Entry]) -> dict[tuple[str, str], SeedGroup]:
+    """The eval entries by (dataset, ``_r``): the runs of one setting that differ only in seed are one group."""
+    groups = seed_groups([e for e in entries if e.run.kind == "eval"], key=lambda e: (dataset_of(e), row_of(e)))
+    return {(dataset_of(g.first), row_of(g.first)): g for g in groups}
 
 
 def _n(e: Entry) -> int:
     return int((e.metrics or {}).get("n", 0))
 
 
-def _done_rows(by: dict[tuple[str, str], Entry], dataset: str, names: tuple[str, ...], lines: list[str],
-               n_blank: int) -> Iterator[tuple[str, Entry]]:
-    """(row, entry) for each of ``names`` on ``dataset`` with metrics, in order. Rows without an entry are
-    skipped; for an entry without metrics a MISSING table row (then ``n_blank`` empty cells) is appended
-    to ``lines`` as the loop reaches it, so the table keeps the order of ``names``."""
+def _done_rows(by: dict[tuple[str, str], SeedGroup], dataset: str, names: tuple[str, ...], lines: list[str],
+               n_blank: int) -> Iterator[tuple[str, SeedGroup]]:
+    """(row, group) for each of ``names`` on ``dataset`` with a done seed, in order. Rows without a group are
+    skipped; for a group without any done seed a MISSING table row (then ``n_blank`` empty cells) is
+    appended to ``lines`` as the loop reaches it, so the table keeps the order of ``names``."""
     for row in names:
-        e = by.get((dataset, row))
-        if e is None:
+        g = by.get((dataset, row))
+        if g is None:
             continue
-        if e.metrics is None:
-            lines.append(f"| {ROW_LABELS.get(row, row)} | MISSING ({e.state}) |" + " |" * n_blank)
+        if not g.done:
+            lines.append(f"| {ROW_LABELS.get(row, row)} | MISSING ({g.state()}) |" + " |" * n_blank)
             continue
-        yield row, e
+        yield row, g
 
 
-def _diff_cell(a: Entry, b: Entry, col: str) -> str:
-    """a − b in percentage points with ±2 standard errors of the difference (independent binomials)."""
-    va, vb = _get(a.metrics, col), _get(b.metrics, col)
-    if va is None or vb is None:
+def _mean_se(g: SeedGroup, col: str) -> tuple[float, float] | None:
+    """(mean, standard error) of a column: over the seeds (sd / √k) when there are k > 1, else binomial."""
+    s = g.stat(dict(COLUMNS)[col])
+    if s is None:
+        return None
+    return s.mean, (s.sd / math.sqrt(s.n) if s.sd is not None else se(s.mean, _n(g.done[0])))
+
+
+def _diff_cell(a: SeedGroup, b: SeedGroup, col: str) -> str:
+    """a − b in percentage points with ±2 standard errors of the difference (independent estimates)."""
+    ma, mb = _mean_se(a, col), _mean_se(b, col)
+    if ma is None or mb is None:
         return "—"
-    s = 2 * math.hypot(se(va, _n(a)), se(vb, _n(b)))
-    d = va - vb
+    s = 2 * math.hypot(ma[1], mb[1])
+    d = ma[0] - mb[0]
     return f"{100 * d:+.1f} ± {100 * s:.1f}" + (" (within noise)" if abs(d) <= s else "")
 
 
+def _warnings(groups: list[tuple[str, SeedGroup]]) -> list[str]:
+    return warning_lines((ROW_LABELS.get(row, row), e.run.hash, e.metrics) for row, g in groups for e in g.done)
+
+
 # ------------------------------------------------------------------------------------------- Table 2
+def _table2_cells(row: str, g: SeedGroup, paper: tuple[float, ...] | None, aa: bool) -> list[str]:
+    cells = []
+    for j, (_, fn) in enumerate(COLUMNS):
+        s = g.stat(fn)
+        if paper is not None and j < len(paper) and s is not None:
+            cells.append(f"{s.text(1)} ({paper[j]:.2f}; {100 * s.mean - paper[j]:+.1f})")
+        else:
+            cells.append(cell(g, fn, 1))
+    if aa:
+        cells += [cell(g, aa_accuracy, 1), cell(g, aa_gap, 1, signed=True)]
+    return cells
+
+
+def _table2_figure(plotted: list[tuple[str, SeedGroup]], datasets: list[str], out_dir: Path, stem: str,
+                   caption: str) -> list[str]:
+    fig, axes = subplots(1, len(datasets), figsize=(6.5 * len(datasets), 3.4), squeeze=False)
+    colors = colour_cycle()
+    seeded = any(len(g.done) > 1 for _, g in plotted)
+    for ax, dataset in zip(axes[0], datasets):
+        done = [g for d, g in plotted if d == dataset]
+        width = 0.8 / (2 * len(COLUMNS))
+        for j, (col, fn) in enumerate(COLUMNS):
+            xs = [i + 2 * j * width for i in range(len(done))]
+            means, sds = zip(*(bar(g, fn) for g in done))
+            ax.bar(xs, means, width, yerr=sds if seeded else None, capsize=2, color=colors[j], label=f"ours: {col}")
+            paper = [PAPER_TABLE2.get(paper_key(dataset) or "", {}).get(row_of(g.first)) for g in done]
+            px = [x + width for x, p in zip(xs, paper) if p and j < len(p)]
+            pv = [p[j] for p in paper if p and j < len(p)]
+            if pv:
+                ax.bar(px, pv, width, color="white", edgecolor=colors[j], hatch="//", label=f"paper: {col}")
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(done))])
+        ax.set_xticklabels([ROW_LABELS[row_of(g.first)] for g in done], fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)" + (", mean ± sd over seeds" if seeded else ""))
+        ax.set_title(f"[MART] Table 2 — {dataset}\n{setting([g.done[0] for g in done])}", fontsize=9)
+    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, out_dir, stem, caption + " Solid: ours; hatched: paper (SPEC §6).")
+
+
 @register_renderer("mart-table2")
 def render_table2(entries: list[Entry], out_dir: Path, stem: str, caption: str) -> list[str]:
     rows = _by_row(entries)
@@ -138,48 +188,29 @@ def render_table2(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
     lines = ["### [MART] Table 2: Standard AT vs TRADES vs MART (white-box accuracy, %)", "",
              "Each cell: ours (paper; ours − paper). Paper: SPEC §6 ([MART] Table 2; MNIST SmallCNN ε 0.3, "
              "CIFAR-10 ResNet-18 ε 8/255). Worst case = per example over clean + every attack of the suite "
-             "(our stand-in for AutoAttack; SPEC §6 gives no such column for these rows).", ""]
-    plotted: list[tuple[str, Entry]] = []
+             "(SPEC §6 gives no such column for these rows). Runs that differ only in seed: mean ± sd (n seeds).", ""]
+    plotted: list[tuple[str, SeedGroup]] = []
     for dataset in datasets:
         pk = paper_key(dataset)
         note = "" if pk == dataset else (f" (paper numbers are for full {pk})" if pk else " (no paper numbers)")
+        groups = [g for (d, r), g in rows.items() if d == dataset and r in ("pgd", "trades", "mart")]
+        suite = aa_suite(e.metrics for g in groups for e in g.done)
+        aa_head = [f"AA ({suite})", "PGD − AA (pp)"] if suite else []
         lines += [f"`{dataset}`{note}:", "",
-                  "| defence | " + " | ".join(c for c, _ in COLUMNS) + " | n | run |",
-                  "|---|" + "---|" * (len(COLUMNS) + 2)]
-        for row, e in _done_rows(rows, dataset, ("pgd", "trades", "mart"), lines, len(COLUMNS) + 1):
+                  "| defence | " + " | ".join([c for c, _ in COLUMNS] + aa_head) + " | n | run |",
+                  "|---|" + "---|" * (len(COLUMNS) + len(aa_head) + 2)]
+        shown: list[tuple[str, SeedGroup]] = []
+        for row, g in _done_rows(rows, dataset, ("pgd", "trades", "mart"), lines, len(COLUMNS) + len(aa_head) + 1):
             paper = PAPER_TABLE2.get(pk or "", {}).get(row)
-            cells = []
-            for j, (col, _) in enumerate(COLUMNS):
-                v = _get(e.metrics, col)
-                if paper is not None and j < len(paper) and v is not None:
-                    cells.append(f"{_pct(v)} ({paper[j]:.2f}; {100 * v - paper[j]:+.1f})")
-                else:
-                    cells.append(_pct(v))
-            lines.append(f"| {ROW_LABELS[row]} | " + " | ".join(cells) + f" | {_n(e)} | `{e.run.hash}` |")
-            plotted.append((dataset, e))
-        lines.append("")
+            lines.append(f"| {ROW_LABELS[row]} | " + " | ".join(_table2_cells(row, g, paper, bool(suite)))
+                         + f" | {_n(g.done[0])} | {g.hashes()} |")
+            shown.append((row, g))
+            plotted.append((dataset, g))
+        if suite:
+            lines += [""] + aa_note(e.metrics for g in groups for e in g.done)
+        lines += _warnings(shown) + [""]
     if plotted:
-        fig, axes = subplots(1, len(datasets), figsize=(6.5 * len(datasets), 3.4), squeeze=False)
-        colors = colour_cycle()
-        for ax, dataset in zip(axes[0], datasets):
-            done = [e for d, e in plotted if d == dataset]
-            width = 0.8 / (2 * len(COLUMNS))
-            for j, (col, _) in enumerate(COLUMNS):
-                xs = [i + 2 * j * width for i in range(len(done))]
-                ax.bar(xs, [100 * (_get(e.metrics, col) or 0.0) for e in done], width, color=colors[j],
-                       label=f"ours: {col}")
-                paper = [PAPER_TABLE2.get(paper_key(dataset) or "", {}).get(row_of(e)) for e in done]
-                px = [x + width for x, p in zip(xs, paper) if p and j < len(p)]
-                pv = [p[j] for p in paper if p and j < len(p)]
-                if pv:
-                    ax.bar(px, pv, width, color="white", edgecolor=colors[j], hatch="//", label=f"paper: {col}")
-            ax.set_xticks([i + 0.4 - width / 2 for i in range(len(done))])
-            ax.set_xticklabels([ROW_LABELS[row_of(e)] for e in done], fontsize=8)
-            ax.set_ylim(0, 100)
-            ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"[MART] Table 2 — {dataset}\n{setting(done)}", fontsize=9)
-        axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        lines += _save(fig, out_dir, stem, caption + " Solid: ours; hatched: paper (SPEC §6).")
+        lines += _table2_figure(plotted, datasets, out_dir, stem, caption)
     else:
         lines.append("No figure: every Table 2 run is MISSING.")
     missing = [e for e in entries if row_of(e) in ("pgd", "trades", "mart") and e.metrics is None]
@@ -187,42 +218,50 @@ def render_table2(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
 
 
 # ------------------------------------------------------------------------------------------- comparisons
+def _comparison_figure(drawn: list[tuple[str, SeedGroup]], cols: tuple[str, ...], title: str, out_dir: Path,
+                       stem: str, caption: str) -> list[str]:
+    fig, ax = subplots(figsize=(1.6 + 1.3 * len(drawn), 3.2))
+    colors = colour_cycle()
+    width = 0.8 / len(cols)
+    for j, col in enumerate(cols):
+        pts = [(i, _mean_se(g, col)) for i, (_, g) in enumerate(drawn)]
+        pts = [(i, ms) for i, ms in pts if ms is not None]  # a run not evaluated with this attack: no bar
+        ax.bar([i + j * width for i, _ in pts], [100 * m for _, (m, _) in pts], width,
+               yerr=[200 * s for _, (_, s) in pts], capsize=2, color=colors[j], label=col)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(drawn))])
+    ax.set_xticklabels([SHORT.get(row_of(g.first), row_of(g.first)) for _, g in drawn], fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%) ± 2 SE")
+    ax.set_title(f"{title}\n{setting([g.done[0] for _, g in drawn])}", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, out_dir, stem, caption)
+
+
 def _comparison(entries: list[Entry], out_dir: Path, stem: str, caption: str, *, title: str, claim: str,
                 base: str, rows: tuple[str, ...]) -> list[str]:
     """A table of natural / PGD-20 / CW-20 / worst-case accuracy per row and the difference to ``base``,
-    with a bar figure; used by the ablation, S⁻/S⁺ and unlabeled renderers."""
+    with a bar figure; used by the ablation, S⁻/S⁺ and unlabeled renderers. Seeds: mean ± sd per cell; the
+    difference's SE is then over the seeds (sd / √k) instead of binomial."""
     by = _by_row(entries)
     lines = [f"### {title}", "", f"Paper: {claim}", "",
              "Worst case: per example over clean + the attacks that run was evaluated with (its `n` test images); "
              "a run evaluated with PGD-20 only has no CW-20 and its worst case is clean ∧ PGD-20.", ""]
     cols = ("natural", "PGD-20", "CW-20", "worst case")
-    drawn: list[tuple[str, Entry]] = []
+    drawn: list[tuple[str, SeedGroup]] = []
     for dataset in sorted({d for d, r in by if r in (base, *rows)}):
         b = by.get((dataset, base))
         lines += [f"`{dataset}`:", "", "| training | " + " | ".join(cols) + f" | PGD-20 − {ROW_LABELS.get(base, base)} "
                   "(pp, ± 2 SE) | n | run |", "|---|" + "---|" * (len(cols) + 3)]
-        for row, e in _done_rows(by, dataset, (base, *rows), lines, len(cols) + 2):
-            diff = "—" if row == base or b is None or b.metrics is None else _diff_cell(e, b, "PGD-20")
-            lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(_pct(_get(e.metrics, c)) for c in cols)
-                         + f" | {diff} | {_n(e)} | `{e.run.hash}` |")
-            drawn.append((dataset, e))
-        lines.append("")
+        shown: list[tuple[str, SeedGroup]] = []
+        for row, g in _done_rows(by, dataset, (base, *rows), lines, len(cols) + 2):
+            diff = "—" if row == base or b is None or not b.done else _diff_cell(g, b, "PGD-20")
+            lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(cell(g, dict(COLUMNS)[c], 1) for c in cols)
+                         + f" | {diff} | {_n(g.done[0])} | {g.hashes()} |")
+            shown.append((row, g))
+            drawn.append((dataset, g))
+        lines += _warnings(shown) + [""]
     if drawn:
-        fig, ax = subplots(figsize=(1.6 + 1.3 * len(drawn), 3.2))
-        colors = colour_cycle()
-        width = 0.8 / len(cols)
-        for j, col in enumerate(cols):
-            pts = [(i, _get(e.metrics, col), _n(e)) for i, (_, e) in enumerate(drawn)]
-            pts = [(i, v, n) for i, v, n in pts if v is not None]  # a run not evaluated with this attack: no bar
-            ax.bar([i + j * width for i, _, _ in pts], [100 * v for _, v, _ in pts], width,
-                   yerr=[200 * se(v, n) for _, v, n in pts], capsize=2, color=colors[j], label=col)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(drawn))])
-        ax.set_xticklabels([SHORT.get(row_of(e), row_of(e)) for _, e in drawn], fontsize=8)
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("accuracy (%) ± 2 SE")
-        ax.set_title(f"{title}\n{setting([e for _, e in drawn])}", fontsize=9)
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        lines += _save(fig, out_dir, stem, caption)
+        lines += _comparison_figure(drawn, cols, title, out_dir, stem, caption)
     else:
         lines.append("No figure: every run of this comparison is MISSING.")
     missing = [e for e in entries if e.run.kind == "eval" and row_of(e) in (base, *rows) and e.metrics is None]
@@ -275,6 +314,11 @@ def _weight(e: Entry, family: str) -> float | None:
     return float(row[len(prefix):]) if row.startswith(prefix) else None
 
 
+def _sort_key(e: Entry) -> tuple[str, str, float]:
+    fam = _family(row_of(e)) or ""
+    return dataset_of(e), fam, _weight(e, fam) or 0.0
+
+
 def _family(row: str) -> str | None:
     if row == "mart" or row.startswith("mart-lam-"):
         return "mart"
@@ -288,19 +332,21 @@ def render_sensitivity(entries: list[Entry], out_dir: Path, stem: str, caption: 
     grid = [e for e in entries if e.run.kind == "eval" and _family(row_of(e))]
     lines = ["### λ sensitivity of MART vs β sensitivity of TRADES", "", f"Paper: {CLAIMS['sensitivity']}", "",
              "| method | weight | natural | PGD-20 | n | run |", "|---|---|---|---|---|---|"]
-    series: dict[tuple[str, str], list[tuple[float, float, float, float, int]]] = {}
-    for e in sorted(grid, key=lambda e: (dataset_of(e), _family(row_of(e)), _weight(e, _family(row_of(e))) or 0)):
+    series: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
+    for g in sorted(_by_row(grid).values(), key=lambda g: _sort_key(g.first)):
+        e = g.done[0] if g.done else g.first
         fam = _family(row_of(e))
         w = _weight(e, fam)
         name = "MART λ" if fam == "mart" else "TRADES β"
-        if e.metrics is None:
-            lines.append(f"| {name} ({dataset_of(e)}) | {'?' if w is None else f'{w:g}'} | MISSING ({e.state}) | | | "
-                         f"`{e.run.hash}` |")
+        if not g.done:
+            lines.append(f"| {name} ({dataset_of(e)}) | {'?' if w is None else f'{w:g}'} | MISSING ({g.state()}) | | | "
+                         f"{g.hashes()} |")
             continue
-        nat, pgd = e.metrics.get("clean"), (e.metrics.get("attacks") or {}).get("pgd-20")
-        lines.append(f"| {name} ({dataset_of(e)}) | {w:g} | {_pct(nat)} | {_pct(pgd)} | {_n(e)} | `{e.run.hash}` |")
+        nat, pgd = _mean_se(g, "natural"), _mean_se(g, "PGD-20")
+        lines.append(f"| {name} ({dataset_of(e)}) | {w:g} | {cell(g, dict(COLUMNS)['natural'], 1)} | "
+                     f"{cell(g, dict(COLUMNS)['PGD-20'], 1)} | {_n(e)} | {g.hashes()} |")
         if nat is not None and pgd is not None and w is not None:
-            series.setdefault((dataset_of(e), fam), []).append((w, nat, pgd, se(pgd, _n(e)), _n(e)))
+            series.setdefault((dataset_of(e), fam), []).append((w, nat[0], pgd[0], pgd[1]))
     if series:
         fams = ("mart", "trades")
         fig, axes = subplots(1, 2, figsize=(8.5, 3.2), sharey=True)
