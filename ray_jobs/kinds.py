@@ -178,6 +178,7 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     test split, which for a constructed dataset is the source dataset's real test set)."""
     from deep.data import load_split
     from deep.evaluate import evaluate
+    from deep.evaluation.masking import attach_masking_checks
     from deep.train import load_run
 
     unknown = set(config) - EVAL_KEYS
@@ -195,6 +196,7 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     result = evaluate(model, split, config.get("suite", ["pgd-20"]), eps=_eps(config["eps"]), norm=config["norm"],
                       batch_size=config.get("batch_size", 256), alpha=config.get("alpha"), seed=config.get("seed", 0),
                       progress=False)
+    attach_masking_checks(result, model, split, batch_size=config.get("batch_size", 256))  # as `deep eval` does
     return {**result, "dataset": dataset, "split": config.get("split", "test"), "model_recipe": recipe}
 
 

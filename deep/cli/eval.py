@@ -26,6 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from deep.evaluate import evaluate
+    from deep.evaluation.masking import attach_masking_checks
 
     model, split, recipe = load_model_and_split(args, external_loader(args))
     with output_folder(args.out, "eval") as out:
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         result["checkpoint"] = str(args.checkpoint)
         result["dataset"] = args.dataset or recipe["dataset"]
         result["split"] = args.split
-        add_masking_checks(result, model, split, recipe, args.batch_size)
+        if "model" in recipe:  # --model/--torchvision: the model's provenance
+            result["model"] = recipe["model"]
+        attach_masking_checks(result, model, split, batch_size=args.batch_size)
         write_json(out / "metrics.json", result.to_dict())
     print(json.dumps({k: result[k] for k in ("clean", "attacks", "worst_case", "n")}, sort_keys=True))
     return 0
@@ -79,14 +82,3 @@ def external_loader(args: argparse.Namespace):
         return loaded.model, {"dataset": args.dataset, "model": loaded.provenance()}
     return load
 
-
-def add_masking_checks(result, model, split, recipe: dict, batch_size: int) -> None:
-    """The cheap gradient-masking checks beside the numbers (all in ``masking_checks``; failures also in
-    ``flags``), and the model's provenance for --model/--torchvision."""
-    from deep.evaluation.masking import check_evaluation, checks_to_json, flag_lines
-
-    if "model" in recipe:
-        result["model"] = recipe["model"]
-    checks = check_evaluation(model, split, result, batch_size=batch_size)
-    result["masking_checks"] = checks_to_json(checks)
-    result.flags.extend(flag_lines(checks))

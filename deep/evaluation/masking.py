@@ -18,7 +18,8 @@ Checks (``Check`` values):
   input transforms); such a model calls for ``aa-rand`` (AutoAttack's EOT version) in the suite.
 - ``autoattack``: each flag AutoAttack's own checks raised (``AutoAttackSuite.flags``), relayed.
 
-JSON form (``checks_to_json``): ``[{"check": str, "passed": bool, "detail": str}, ...]``.
+JSON form (``checks_to_json``): ``[{"check": str, "passed": bool, "detail": str}, ...]``, kept by
+:func:`attach_masking_checks` under the result's top-level key ``masking_checks``.
 """
 from __future__ import annotations
 
@@ -208,3 +209,18 @@ def flag_lines(checks: Iterable[MaskingCheck]) -> list[str]:
     """The failed checks as ``EvalResult.flags`` lines: ``"masking <check>: <detail>"`` (AutoAttack's own
     flags are already there, so they are not repeated)."""
     return [f"masking {c.check.value}: {c.detail}" for c in checks if not c.passed and c.check is not Check.AUTOATTACK]
+
+
+def attach_masking_checks(result: EvalResult, model: nn.Module, data: Any, *,
+                          batch_size: int = 256) -> list[MaskingCheck]:
+    """The cheap checks of :func:`check_evaluation` (no large-ε attack: one gradient pass over the data and
+    two forward passes of one batch) written into ``result``: every check under
+    ``result.extra["masking_checks"]`` (:func:`checks_to_json`), the failed ones appended to
+    ``result.flags`` (:func:`flag_lines`). The numbers are never touched. ``deep eval`` and the ray_jobs
+    ``eval`` kind both call this, so their results carry the same checks. A clean-only evaluation (an
+    empty suite) has no robust number to check: ``masking_checks`` is then [] and nothing is computed
+    (the clean evaluations of whole test sets in the specs stay as cheap as before)."""
+    checks = check_evaluation(model, data, result, batch_size=batch_size) if result.attacks else []
+    result.extra["masking_checks"] = checks_to_json(checks)
+    result.flags.extend(flag_lines(checks))
+    return checks

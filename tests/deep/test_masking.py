@@ -131,3 +131,32 @@ def test_check_evaluation_reads_an_eval_result_and_relays_autoattack_flags() -> 
     assert flag_lines(checks) == ["masking zero-gradients: 1.0000 of the correctly classified examples have an "
                                   "all-zero input gradient"]
     assert result.worst_case == 1.0  # the warning never changes the number
+
+
+def test_attach_masking_checks_writes_checks_and_flags_and_keeps_the_numbers() -> None:
+    from deep.evaluation import evaluate
+    from deep.evaluation.masking import attach_masking_checks
+
+    masked = Rounded()
+    x, y = data(masked)
+    result = evaluate(masked, (x, y), ["fgsm"], eps=0.1, progress=False)
+    before = {k: v for k, v in result.to_dict().items() if k not in ("flags", "masking_checks")}
+    checks = attach_masking_checks(result, masked, (x, y), batch_size=5)
+    saved = result.to_dict()
+    assert saved["masking_checks"] == checks_to_json(checks)
+    assert [c["check"] for c in saved["masking_checks"]] == ["monotone-eps", "black-box", "zero-gradients",
+                                                             "randomised"]
+    assert saved["flags"] == ["masking zero-gradients: 1.0000 of the correctly classified examples have an "
+                              "all-zero input gradient"]
+    assert {k: v for k, v in saved.items() if k not in ("flags", "masking_checks")} == before
+
+
+def test_a_clean_only_evaluation_gets_no_checks() -> None:
+    from deep.evaluation import evaluate
+    from deep.evaluation.masking import attach_masking_checks
+
+    masked = Rounded()  # would fail zero-gradients, but there is no robust number to check
+    x, y = data(masked)
+    result = evaluate(masked, (x, y), [], eps=0.0, progress=False)
+    assert attach_masking_checks(result, masked, (x, y)) == []
+    assert result["masking_checks"] == [] and result.flags == []
