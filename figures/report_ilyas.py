@@ -7,14 +7,18 @@
   ``D_rand``, ``D_det``, optionally ``@model`` (the paper's numbers are for ResNet-50);
 - ``il-fig3``: transfer runs (kind ``transfer`` with a ``det`` input): test accuracy after training on
   D̂_det against the transfer success of the source model's adversarial examples, ours beside the paper's.
+  Runs that differ only in seed are one row, mean ± sd (figures/aggregate.py), with error bars.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from deep.units import format_eps
+from figures.aggregate import cell, seed_groups
 from figures.paper_table import Table, clean, register_table, worst
-from figures.report import Entry, pct, register_renderer
+from figures.report import Entry, register_renderer
 from figures.style import save, styled, subplots
 
 FIG2B = register_table("il-fig2b", Table(
@@ -50,21 +54,31 @@ FIG3_PAPER: dict[str, tuple[float, float]] = {
 FIG3_TITLE = "[IL] Figure 3: transfer success vs test accuracy after training on D_det"
 
 
-def _fig3_rows(entries: list[Entry]) -> tuple[list[str], list[tuple[str, float, float]], list[str]]:
-    """Markdown rows, the drawable points (arch, x %, y %) and the attack settings of the done runs."""
+Point = tuple[str, float, float, float, float]  # (arch, x %, y %, sd of x, sd of y) over the seeds
+
+
+def _reader(key: str) -> Callable[[Any], Any]:
+    return lambda m: m.get(key)
+
+
+def _fig3_rows(entries: list[Entry]) -> tuple[list[str], list[Point], list[str]]:
+    """Markdown rows (runs that differ only in seed: one row, mean ± sd), the drawable points and the
+    attack settings of the done runs."""
     lines, done, settings = [], [], []
-    for e in entries:
+    for g in seed_groups(entries):
+        e = g.done[0] if g.done else g.first
         arch = str(e.run.config.get("model", e.run.axes.get("model", "?")))
-        m = e.metrics
-        if m is None:
-            lines.append(f"| {arch} | {e.dataset} | MISSING ({e.state}) | | | | | `{e.run.hash}` |")
+        if not g.done:
+            lines.append(f"| {arch} | {e.dataset} | MISSING ({g.state()}) | | | | | {g.hashes()} |")
             continue
-        x, y = m.get("det_test_acc"), m.get("transfer_success")
+        m = e.metrics
+        x, y = g.stat(_reader("det_test_acc")), g.stat(_reader("transfer_success"))
         attack = f"{m.get('attack')} {m.get('norm')} eps {m.get('eps')}"
-        lines.append(f"| {arch} | {e.dataset} | {pct(x)} | {pct(y)} | {pct(m.get('target_clean'))} | "
-                     f"{pct(m.get('source_clean'))} | {attack} | `{e.run.hash}` |")
+        lines.append(f"| {arch} | {e.dataset} | {cell(g, _reader('det_test_acc'))} | "
+                     f"{cell(g, _reader('transfer_success'))} | {cell(g, _reader('target_clean'))} | "
+                     f"{cell(g, _reader('source_clean'))} | {attack} | {g.hashes()} |")
         if x is not None and y is not None:
-            done.append((arch, 100 * x, 100 * y))
+            done.append((arch, 100 * x.mean, 100 * y.mean, 100 * (x.sd or 0.0), 100 * (y.sd or 0.0)))
         norm = {"linf": r"$\ell_\infty$", "l2": r"$\ell_2$"}.get(m.get("norm"), m.get("norm"))
         text = f"{m.get('attack')}, {norm} ε = {format_eps(m['eps'])}" + (f", n = {m['n']}" if m.get("n") else "")
         if text not in settings:
@@ -72,12 +86,15 @@ def _fig3_rows(entries: list[Entry]) -> tuple[list[str], list[tuple[str, float, 
     return lines, done, settings
 
 
-def _fig3_figure(done: list[tuple[str, float, float]], settings: list[str], datasets: str,
+def _fig3_figure(done: list[Point], settings: list[str], datasets: str,
                  out_dir: Path, stem: str, caption: str) -> None:
     with styled():
         fig, ax = subplots(figsize=(5.4, 4.4))
-        ax.scatter([d[1] for d in done], [d[2] for d in done], color="C0", label="ours (CPU scale)", zorder=3)
-        for arch, x, y in done:
+        seeded = any(d[3] or d[4] for d in done)
+        ax.errorbar([d[1] for d in done], [d[2] for d in done], xerr=[d[3] for d in done] if seeded else None,
+                    yerr=[d[4] for d in done] if seeded else None, fmt="o", color="C0", capsize=2, zorder=3,
+                    label="ours (CPU scale)" + (", mean ± sd over seeds" if seeded else ""))
+        for arch, x, y, _, _ in done:
             ax.annotate(arch, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="C0")
         ax.scatter([v[0] for v in FIG3_PAPER.values()], [v[1] for v in FIG3_PAPER.values()], facecolors="white",
                    edgecolors="C1", marker="s", label="paper (CIFAR-10, ResNet-50 source)")

@@ -174,3 +174,18 @@ def test_groups_keep_apart_runs_that_differ_in_more_than_the_seed():
     groups = seed_groups(Entry("generic", "generic", "mnist", r, "pending", None) for r in runs)
     assert [[e.run.config["seed"] for e in g.entries] for g in groups] == [[0, 1], [0, 1]]
     assert [g.first.run.config["eps"] for g in groups] == [0.1, 0.2]
+
+
+def test_fig3_aggregates_the_seeds_of_an_architecture(tmp_path: Path):
+    load_plugins()
+    stages = {"transfer": {"kind": "transfer", "config": {"dataset": "cifar10-subset"},
+                           "report": {"render": ["il-fig3"]}, "grid": {"model": ["mlp"], "seed": [0, 1]}}}
+    runs = expand(parse_spec({"stages": stages}))
+    metrics = [{"det_test_acc": x, "transfer_success": 0.8, "target_clean": 0.5, "source_clean": 0.6,
+                "attack": "pgd-10", "norm": "l2", "eps": 0.5} for x in (0.30, 0.34)]
+    entries = [Entry("il-fig3", "il-fig3", "cifar10-subset", r, "done", m) for r, m in zip(runs, metrics)]
+    lines = RENDERERS["il-fig3"](entries, tmp_path, "f3", "caption")
+    (row,) = [ln for ln in lines if ln.startswith("| mlp |")]
+    # 30 and 34: mean 32, sd √8 = 2.83
+    assert row.startswith("| mlp | cifar10-subset | 32.00 ± 2.83 (n=2) | 80.00 ± 0.00 (n=2) | 50.00 ± 0.00 (n=2) |")
+    assert (tmp_path / "f3.png").exists()
