@@ -132,7 +132,8 @@ class Attack:
     Args:
         model: maps [N, C, H, W] in [0, 1] to logits [N, K] (normalisation inside the model).
         targeted: minimise the loss toward y (= targets) instead of maximising it away from y.
-        bf16: run forward/backward under ``torch.autocast(dtype=torch.bfloat16)`` (speed; off by default).
+        bf16: run the gradient steps under ``torch.autocast(dtype=torch.bfloat16)`` (speed; off by default);
+            decisions use fp32 logits, and a call whose bf16 gradient is unusable runs in fp32 (module docstring).
         generator: torch.Generator (CPU) for random starts; None uses the global RNG.
     """
 
@@ -283,8 +284,11 @@ class Attack:
         self.fell_back_to_fp32 = True
         self.fp32_fallbacks += 1
         self._finite = torch.ones((), dtype=torch.bool, device=x.device)  # bf16's logits are discarded
-        log.warning("%s: the bf16 input gradient is unusable (all zero or non-finite) for %d of %d examples "
-                    "whose fp32 gradient is fine; this call runs in fp32", type(self).__name__, lost, x.shape[0])
+        # One line per call; WARNING the first time, INFO after, so a training loop is not flooded.
+        log.log(logging.WARNING if self.fp32_fallbacks == 1 else logging.INFO,
+                "%s: the bf16 input gradient is unusable (all zero or non-finite) for %d of %d examples whose fp32 "
+                "gradient is fine; this call runs in fp32 (fallback %d of this attack)", type(self).__name__, lost,
+                x.shape[0], self.fp32_fallbacks)
         return True
 
     def _rand(self, shape: torch.Size, like: Tensor, kind: str) -> Tensor:

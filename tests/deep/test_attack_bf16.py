@@ -111,6 +111,11 @@ def test_unusable_bf16_gradient_falls_back_to_fp32_with_one_log_line(make, caplo
     assert len(lines) == 1 and "50 of 100" in lines[0].getMessage() and "fp32" in lines[0].getMessage()
     atk(x[50:], y[50:])  # bright images only: bf16 is fine again, the flag is per call
     assert not atk.fell_back_to_fp32 and atk.fp32_fallbacks == 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="deep.attacks"):
+        atk(x, y)  # a later fallback still logs its one line, at INFO (no flood from training loops)
+    assert atk.fell_back_to_fp32 and atk.fp32_fallbacks == 2
+    assert [r.levelno for r in caplog.records if r.name == "deep.attacks"] == [logging.INFO]
 
 
 def test_fallback_threshold_is_a_share_of_the_batch(caplog: pytest.LogCaptureFixture) -> None:
