@@ -230,8 +230,8 @@ def construct_dataset(kind: str, *, source_run: Path | str, dataset: str, out_di
 
     D̂_R needs the robust (adversarially trained) run, D̂_NR / D̂_rand / D̂_det the standard run.
     A source whose held-out clean accuracy is below `min_source_acc` (None: 1.5 / num_classes; 0: no
-    check) is refused before anything is written (deep.construct.source); the ValueError tells the
-    user to set `min_source_acc_override` (how the caller spells "0") to build anyway.
+    check) is refused before anything is written (deep.construct.source); the ValueError's last words
+    are `min_source_acc_override`: how the caller's user turns the check off.
     """
     kind = check_kind(kind)
     check_min_source_acc(min_source_acc)

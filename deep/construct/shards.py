@@ -4,7 +4,9 @@ DIR/shards/plan.json          the build parameters, written just before the firs
                               other parameters is refused while shards exist
 DIR/shards/shard-00000.npz    `x` float32 [n, C, H, W] in [0, 1], `y` int64 [n], plus per-example
                               statistics arrays (`src_index`, ...) and `seconds` (build time of the shard)
-DIR/provenance.json           written LAST: a directory without it is an incomplete build
+DIR/provenance.json           written LAST: a directory without it is an incomplete build; besides the
+                              plan's fields, statistics and timing it holds `source_heldout`, the source
+                              model's held-out check (deep.construct.source; absent in older builds)
 
 Every file is written with deep.io (temporary file, fsync, os.replace), so an interrupted build never
 leaves a half-written shard behind, and a resumed build recomputes only the missing ones. A shard that
