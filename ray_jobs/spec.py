@@ -43,7 +43,8 @@ Expansion rules:
   in ``seed`` is expanded once per seed: each of its runs takes the input of that seed and *inherits*
   the axis (``run.axes["seed"]``; the config, hence the hash, is unchanged, so the seed-0 runs keep the
   hashes they had when the seed was a plain config key). A stage with its own seed axis takes the input
-  of its own seed, whether or not ``on`` lists ``seed``. Inputs with different seed sets are an error.
+  of its own seed, whether or not ``on`` lists ``seed`` (``on`` may list it either way). Inputs with
+  different seed sets are an error.
   Both rules apply only where the match would otherwise be ambiguous (an error), so a spec that expanded
   before expands to the same runs.
 * A run's identity is ``sha256(kind, resolved config, {input: input run's hash})``, so the same
@@ -405,7 +406,7 @@ def _candidates(stage: Stage, point: dict[str, Any], candidates: list[Run], targ
     """The runs of ``target`` whose axes agree with ``point`` on the compared axes."""
     mine = {_untag(k): v for k, v in point.items()}
     for axis in on or ():
-        if _untag(axis) not in mine:
+        if _untag(axis) not in mine and _untag(axis) != SEED_AXIS:  # a seed may be inherited instead
             raise SpecError(f"stage {stage.name!r}: needs {target!r} on axis {axis!r}, which is not one of its grid axes")
     compared = None if on is None else {_untag(a) for a in on}
     return [

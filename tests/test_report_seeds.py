@@ -189,3 +189,14 @@ def test_fig3_aggregates_the_seeds_of_an_architecture(tmp_path: Path):
     # 30 and 34: mean 32, sd √8 = 2.83
     assert row.startswith("| mlp | cifar10-subset | 32.00 ± 2.83 (n=2) | 80.00 ± 0.00 (n=2) | 50.00 ± 0.00 (n=2) |")
     assert (tmp_path / "f3.png").exists()
+
+
+def test_on_may_list_the_seed_of_a_stage_that_inherits_it():
+    stages = {"train": {"kind": "train", "grid": {"seed": [0, 1], "dataset": ["a"]}},
+              "eval": {"kind": "eval", "needs": {"model": {"stage": "train", "on": ["dataset", "seed"]}},
+                       "grid": {"dataset": ["a"]}}}
+    evals = [r for r in expand(parse_spec({"stages": stages})) if r.stage == "eval"]
+    assert [r.axes for r in evals] == [{"dataset": "a", "seed": 0}, {"dataset": "a", "seed": 1}]
+    stages["eval"]["needs"]["model"]["on"] = ["dataset", "eps"]
+    with pytest.raises(SpecError, match="on axis 'eps', which is not one of its grid axes"):
+        expand(parse_spec({"stages": stages}))
