@@ -156,7 +156,9 @@ def pct(value: Any, digits: int = 2) -> str:
 
 # ------------------------------------------------------------------------------------------- collect
 def _fill(template: str, run: Run) -> str:
-    axes = {k.lstrip("_"): v for k, v in {**run.config, **run.axes}.items()}
+    merged = {**run.config, **run.axes}
+    # a tagged axis may be written either way: "{r}" or, as the specs spell the axis, "{_r}"
+    axes = {**merged, **{k.lstrip("_"): v for k, v in merged.items()}}
     try:
         return template.format(**axes)
     except KeyError as err:
