@@ -231,9 +231,14 @@ class Attack:
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _forward(self, x: Tensor) -> Tensor:
+        """The output the attack differentiates and decides on: logits [N, K] (a subclass may use another
+        [N, D] output, e.g. RepresentationMatch's features), under whatever autocast the caller set."""
+        return check_logits(self.model(x), x.shape[0])
+
     def _logits(self, x: Tensor) -> Tensor:
         with self._autocast(x.device):
-            out = check_logits(self.model(x), x.shape[0])
+            out = self._forward(x)
         if getattr(self, "_finite", None) is not None:
             self._finite = self._finite & torch.isfinite(out.detach()).all()
         return out
@@ -241,7 +246,7 @@ class Attack:
     def _decision_logits(self, x: Tensor) -> Tensor:
         """fp32 logits of x without autocast or graph: what success and the returned iterate are judged on."""
         with torch.no_grad(), _fp32(x.device):
-            out = check_logits(self.model(x), x.shape[0])
+            out = self._forward(x)
         if getattr(self, "_finite", None) is not None:
             self._finite = self._finite & torch.isfinite(out).all()
         return out
@@ -276,7 +281,7 @@ class Attack:
             return False
         x32 = x.clone().requires_grad_(True)
         with _fp32(x.device):
-            value = objective(check_logits(self.model(x32), x.shape[0]))
+            value = objective(self._forward(x32))
         (grad32,) = torch.autograd.grad(value.sum(), x32)
         lost = int((dead16 & ~dead_gradients(grad32)).sum())
         if lost <= FALLBACK_SHARE * x.shape[0]:

@@ -3,10 +3,15 @@
 Each attack of the suite is built once (deep.attacks.registry) and called on every batch in order,
 so its random starts continue across batches exactly as when the whole split was attacked at once.
 Only per-example predictions and confidences are kept; images are never collected.
+
+Precision: ``bf16=True`` is a speed option for the attacks' gradient steps only (they decide which
+iterate to return in fp32: deep.attacks.base). Every number this module reports (clean and per-attack
+predictions, confidences, transfer rates) comes from an fp32 forward with autocast off, so bf16 changes
+at most the attack's path, never how its result is scored. An attack that abandoned bf16 on some
+batches (its bf16 input gradient was unusable) is named in ``EvalResult.flags``.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from collections.abc import Sequence
@@ -25,10 +30,6 @@ from .batches import data_shape, iter_batches
 from .result import EvalResult, package_version
 
 
-def _autocast(bf16: bool, device: torch.device) -> contextlib.AbstractContextManager:
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-
 def _check_dtype(model: nn.Module, x: Tensor, name: str = "x") -> None:
     want = model_dtype(model)
     if want is not None and x.dtype != want:
@@ -37,11 +38,12 @@ def _check_dtype(model: nn.Module, x: Tensor, name: str = "x") -> None:
 
 
 @torch.no_grad()
-def _predict_batch(model: nn.Module, x: Tensor, bf16: bool) -> tuple[Tensor, Tensor, int]:
-    """(labels [B], max-softmax [B], number of classes) for one batch; ValueError on non-finite logits."""
+def _predict_batch(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor, int]:
+    """(labels [B], max-softmax [B], number of classes) for one batch, from an fp32 forward (autocast off,
+    also inside a caller's autocast region); ValueError on non-finite logits."""
     device = model_device(model)
     _check_dtype(model, x)
-    with _autocast(bf16, device):
+    with torch.autocast(device_type=device.type, enabled=False):
         logits = check_logits(model(x.to(device)), x.shape[0])
     if not bool(torch.isfinite(logits).all()):
         raise ValueError("the model returned non-finite logits (NaN or inf); its accuracy is undefined")
@@ -49,12 +51,12 @@ def _predict_batch(model: nn.Module, x: Tensor, bf16: bool) -> tuple[Tensor, Ten
     return pred.cpu(), conf.cpu(), int(logits.shape[1])
 
 
-def predict(model: nn.Module, x: Tensor, *, batch_size: int = 256, bf16: bool = False) -> tuple[Tensor, Tensor]:
-    """(predicted labels [N], max-softmax confidence [N]) on the CPU, model in eval mode."""
+def predict(model: nn.Module, x: Tensor, *, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    """(predicted labels [N], max-softmax confidence [N]) on the CPU, model in eval mode, fp32 forward."""
     preds, confs = [], []
     with eval_mode(model):
         for i in range(0, x.shape[0], batch_size):
-            pred, conf, _ = _predict_batch(model, x[i:i + batch_size], bf16)
+            pred, conf, _ = _predict_batch(model, x[i:i + batch_size])
             preds.append(pred)
             confs.append(conf)
     return torch.cat(preds), torch.cat(confs)
@@ -106,14 +108,14 @@ class _Tally:
         return torch.cat(self.pred[name]) == torch.cat(self.y)
 
 
-def _run_batches(model: nn.Module, data: Any, attacks: dict[str, Any], *, batch_size: int, bf16: bool,
+def _run_batches(model: nn.Module, data: Any, attacks: dict[str, Any], *, batch_size: int,
                  progress: bool) -> _Tally:
     tally = _Tally(list(attacks))
     device = model_device(model)
     for x, y in tqdm(iter_batches(data, batch_size), desc="evaluate", leave=False,
                      disable=not progress_enabled(progress)):
         with eval_mode(model):
-            pred, conf, num_classes = _predict_batch(model, x, bf16)
+            pred, conf, num_classes = _predict_batch(model, x)
         _check_labels_in_range(y, num_classes)
         tally.y.append(y)
         tally.add("clean", pred, conf)
@@ -121,10 +123,19 @@ def _run_batches(model: nn.Module, data: Any, attacks: dict[str, Any], *, batch_
             t0 = time.perf_counter()
             x_adv = atk(x.to(device), y.to(device))
             with eval_mode(model):
-                pred, conf, _ = _predict_batch(model, x_adv.cpu(), bf16)
+                pred, conf, _ = _predict_batch(model, x_adv.cpu())
             tally.add(name, pred, conf)
             tally.seconds[name] += time.perf_counter() - t0
     return tally
+
+
+def _fallback_flags(atk: Any) -> list[str]:
+    """The warning for an attack that ran some batches in fp32 because bf16 lost its input gradient
+    (deep.attacks.base counts them per call, i.e. per batch here); [] when it never fell back."""
+    k = int(getattr(atk, "fp32_fallbacks", 0))
+    if k == 0:
+        return []
+    return [f"bf16 input gradient unusable on {k} batch(es); those batches were attacked in fp32"]
 
 
 def _resume_options(spec: AttackSpec, state_dir: str | Path | None) -> dict[str, Any]:
@@ -140,6 +151,8 @@ def evaluate(model: nn.Module, data: Any, suite: Sequence[str], *, eps: float | 
 
     data: tensors (x, y), a split with .x/.y, a DataLoader or a Dataset of (image, label); streamed.
     eps: a number or a string such as "8/255" (at most 1 for ℓ∞, sqrt(C·H·W) for ℓ2).
+    bf16: the attacks take their gradient steps in bf16 (speed); every accuracy and confidence is still
+        measured with an fp32 forward (module docstring).
     state_dir: where resumable attacks (AutoAttack's suites) keep per-batch state, one folder per
         attack; an interrupted evaluation called again with the same folder redoes only what is missing
         and gives the same numbers.
@@ -147,7 +160,7 @@ def evaluate(model: nn.Module, data: Any, suite: Sequence[str], *, eps: float | 
     norm, eps, specs = _setup(suite, data, eps, norm, alpha)
     attacks = {spec.name: build_attack(spec, model, eps=eps, norm=norm, seed=seed, bf16=bf16,
                                        **_resume_options(spec, state_dir)) for spec in specs}
-    tally = _run_batches(model, data, attacks, batch_size=batch_size, bf16=bf16, progress=progress)
+    tally = _run_batches(model, data, attacks, batch_size=batch_size, progress=progress)
     robust = tally.correct("clean")
     correct = {"clean": robust.numpy()}
     result = EvalResult(clean=float(robust.float().mean()), attacks={}, worst_case=0.0, n=int(robust.shape[0]),
@@ -164,6 +177,7 @@ def evaluate(model: nn.Module, data: Any, suite: Sequence[str], *, eps: float | 
         atk = attacks[spec.name]
         result.versions[spec.name] = getattr(atk, "version", None) or package_version()
         result.flags.extend(f"{spec.name}: {flag}" for flag in getattr(atk, "flags", []))
+        result.flags.extend(f"{spec.name}: {flag}" for flag in _fallback_flags(atk))
         correct[spec.name] = ok.numpy()
     result.worst_case = float(robust.float().mean())
     correct["worst_case"] = robust.numpy()
@@ -192,7 +206,7 @@ def transfer(source_model: nn.Module, target_model: nn.Module, data: Any, attack
         for key, model, inputs in (("src_clean", source_model, x), ("tgt_clean", target_model, x),
                                    ("src_adv", source_model, x_adv), ("tgt_adv", target_model, x_adv)):
             with eval_mode(model):
-                cols[key].append(_predict_batch(model, inputs, False)[0])
+                cols[key].append(_predict_batch(model, inputs)[0])
     y, src_clean, tgt_clean, src_adv, tgt_adv = (torch.cat(cols[k]) for k in cols)
     tgt_ok = tgt_clean == y
     fooled = tgt_ok & (tgt_adv != y)

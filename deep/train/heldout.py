@@ -8,6 +8,9 @@ When the robustness check runs and at which ε (``recipe.heldout``):
 The attack draws from its own generator seeded with recipe.seed, and the loop saves and restores the
 training RNG around the check, so turning it on or off leaves the trained weights unchanged
 (tests/deep/test_train_loop.py checks this).
+
+Precision: with recipe.bf16 the check's PGD takes its steps in bf16, but both accuracies are measured
+on fp32 forwards (deep.evaluation.run), so the eval_* numbers in log.jsonl / metrics.json are fp32.
 """
 from __future__ import annotations
 

@@ -252,6 +252,8 @@ def run_epoch(s: Session, epoch: int, *, show: bool) -> dict[str, Any]:
         b = int(y.shape[0])
         tot_loss += float(out.loss.detach()) * b
         tot_n += b
+        # The training accuracies count the training forward's own logits: bf16 when recipe.bf16 (a cheap
+        # running estimate, left as is). The held-out numbers (check_heldout) are fp32 forwards.
         if out.logits_clean is not None:
             ok_clean += int((out.logits_clean.detach().argmax(1) == y).sum())
             n_clean += b
