@@ -284,19 +284,23 @@ def shown(store: Store) -> str:
     return str(getattr(store, "shown_as", store.root))
 
 
-def _spec_section(spec_path: Path, store: Store, out: Path, scale: str | None = None) -> tuple[list[str], list[str]]:
-    """The Markdown of one spec (its ``[scale.NAME]`` miniature when ``scale`` is given) and the hashes of its
-    runs that are not done (or not valid)."""
-    spec = load_spec(spec_path, scale=scale)
+def _spec_section(spec_path: Path, store: Store, out: Path, scale: str | None = None,
+                  seeds: tuple[int, ...] = ()) -> tuple[list[str], list[str]]:
+    """The Markdown of one spec (its ``[scale.NAME]`` miniature when ``scale`` is given, over ``seeds`` when
+    given: ray_jobs/seeds.py) and the hashes of its runs that are not done (or not valid)."""
+    from ray_jobs.seeds import seeds_flag, with_seeds
+
+    spec = with_seeds(load_spec(spec_path, scale=scale), seeds)
     runs = unique_runs(spec)
     shipped = spec_path.resolve().parent == SPEC_DIR and spec_path.stem == spec.name
-    scaled = f" --scale {scale}" if scale else ""
+    scaled = (f" --scale {scale}" if scale else "") + seeds_flag(seeds)
     command = f"python -m ray_jobs run {spec.name if shipped else spec_path}{scaled} --store {shown(store)}"
     reads = {r.hash: _read(store, r) for r in runs}
     entries = collect(spec, store, reads)
     states = {h: state for h, (state, _) in reads.items()}
     lines = [f"## Spec `{spec.name}`", "", spec.description, "",
-             f"Produced by `{command}` (spec file `{spec_path}`), then `python -m figures report --store {shown(store)}`.",
+             f"Produced by `{command}` (spec file `{spec_path}`), then `python -m figures report --store {shown(store)}"
+             f"{seeds_flag(seeds)}`.",
              "", "Runs: " + ", ".join(f"{s} {sum(1 for v in states.values() if v == s)}"
                                       for s in ("done", "failed", "blocked", "running", "pending"))
              + (f", invalid {sum(1 for v in states.values() if v.startswith('invalid'))}"
@@ -320,10 +324,14 @@ def _spec_section(spec_path: Path, store: Store, out: Path, scale: str | None = 
 
 
 def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str] | None = None,
-                 scale: str | None = None) -> Path:
+                 scale: str | None = None, seeds: Sequence[int] = ()) -> Path:
     """Write ``out/REPORT.md`` and ``out/exp-*.png|pdf`` from the store; return the REPORT.md path.
     ``specs``: spec files to report on (default: :func:`default_specs`); ``scale``: report on their
-    ``[scale.NAME]`` miniatures (ray_jobs/spec.py). FileNotFoundError: no store."""
+    ``[scale.NAME]`` miniatures (ray_jobs/spec.py); ``seeds``: on their runs over these seeds, as run with
+    ``ray_jobs run --seeds`` (ray_jobs/seeds.py). FileNotFoundError: no store."""
+    from ray_jobs.seeds import check_seeds
+
+    seeds = check_seeds(seeds) if seeds else ()
     store_obj = open_store(store)
     out = Path(out)
     spec_paths = [Path(p) for p in (specs if specs is not None else default_specs(store_obj))]
@@ -338,7 +346,7 @@ def write_report(store: Path | str, out: Path | str, specs: Sequence[Path | str]
         lines += ["No shipped spec has a run in this store; name a spec with `--spec`.", ""]
     missing_all: list[str] = []
     for spec_path in spec_paths:
-        section, missing = _spec_section(spec_path, store_obj, out, scale)
+        section, missing = _spec_section(spec_path, store_obj, out, scale, seeds)
         lines += section
         missing_all += missing
     lines += [f"Total missing runs: {len(missing_all)}.", ""]
@@ -355,6 +363,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="spec file or name (repeatable; default: every shipped spec with a run in the store)")
     parser.add_argument("--scale", default=None,
                         help="report on the specs' [scale.NAME] miniatures, as run with `ray_jobs run --scale NAME`")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[], metavar="SEED",
+                        help="report on the specs run over these seeds, as run with `ray_jobs run --seeds ...`")
     return parser
 
 
@@ -366,7 +376,8 @@ def run(args: argparse.Namespace) -> int:
             from ray_jobs.cli import resolve_spec_path
 
             specs = [resolve_spec_path(s) for s in args.spec]
-        path = write_report(args.store, Path(args.out), specs, scale=getattr(args, "scale", None))
+        path = write_report(args.store, Path(args.out), specs, scale=getattr(args, "scale", None),
+                            seeds=tuple(getattr(args, "seeds", ())))
     except (FileNotFoundError, NotADirectoryError, ValueError, ConnectionError) as err:
         print(f"python -m figures report: error: {err}", file=sys.stderr)
         return 2

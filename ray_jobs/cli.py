@@ -11,7 +11,8 @@ Before anything runs, the spec is checked: its structure (ray_jobs/spec.py), its
 
 ``--scale NAME`` applies the spec's ``[scale.NAME]`` table and ``--set STAGE.KEY=VALUE`` (repeatable)
 overrides one key (ray_jobs/overrides.py), both before the checks, so a misspelt key fails the same way;
-``--scale smoke`` runs a paper spec in miniature on a CPU (docs/ray.md).
+``--scale smoke`` runs a paper spec in miniature on a CPU (docs/ray.md). ``--seeds 0 1 2`` runs the spec once
+per seed without editing it (ray_jobs/seeds.py has the rules; the seed-0 runs keep their hashes).
 """
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def _spec_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.KEY=VALUE",
                         help="override a config key of a stage ('*' = every stage that has it); VALUE is TOML; "
                              "repeatable; part of the run hashes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[], metavar="SEED",
+                        help="run every stage that has a seed once per SEED (distinct integers >= 0; "
+                             "ray_jobs/seeds.py); seed 0 keeps the hashes of the plain spec")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,17 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def checked_spec(value: str, max_runs: int, scale: str | None = None, sets: tuple[str, ...] = ()) -> Spec:
-    """Load (with ``scale`` and the ``--set`` overrides applied), size-check and validate a spec
-    (SpecError/FileNotFoundError on a bad one)."""
+def checked_spec(value: str, max_runs: int, scale: str | None = None, sets: tuple[str, ...] = (),
+                 seeds: tuple[int, ...] = ()) -> Spec:
+    """Load (with ``scale``, the ``--set`` overrides and ``--seeds`` applied), size-check and validate a spec
+    (SpecError/ValueError/FileNotFoundError on a bad one)."""
     from ray_jobs.overrides import OverrideError, parse_set
     from ray_jobs.schema import validate_spec
+    from ray_jobs.seeds import check_seeds, with_seeds
 
     try:
         overrides = tuple(parse_set(text) for text in sets)
     except OverrideError as err:
         raise SpecError(str(err)) from err
-    spec = load_spec(resolve_spec_path(value), scale=scale, overrides=overrides)
+    if seeds:
+        check_seeds(seeds)  # before the spec is read: a bad flag is named first
+    spec = with_seeds(load_spec(resolve_spec_path(value), scale=scale, overrides=overrides), seeds)
     validate_spec(spec, max_runs=max_runs)
     return spec
 
@@ -128,7 +136,7 @@ def open_store(args: argparse.Namespace) -> Store | ObjectStore:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        spec = checked_spec(args.spec, args.max_runs, args.scale, tuple(args.sets))
+        spec = checked_spec(args.spec, args.max_runs, args.scale, tuple(args.sets), tuple(args.seeds))
         store = open_store(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, StoreUnavailableError) as err:  # SpecError too
         print(f"python -m ray_jobs {args.command}: error: {err}", file=sys.stderr)

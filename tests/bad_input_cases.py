@@ -253,6 +253,17 @@ CASES: list[tuple[str, str, int, str]] = [
     (FIG, "report --store {file} --out {out}", 2, "f.txt"),
     (FIG, "report --spec no-such-spec --store {dir} --out {out}", 2, "no-such-spec"),
     (FIG, "nonsense", 2, "nonsense"),
+    # --------------------------------------------------------------- --seeds (ray_jobs/seeds.py, issue 12)
+    (RAY, "run smoke --seeds 0 0 --dry-run --store {out}", 2,
+     "--seeds: [0] given more than once; seeds must be distinct"),
+    (RAY, "run smoke --seeds -1 --dry-run --store {out}", 2, "--seeds: -1 is not a seed; seeds are integers >= 0"),
+    (RAY, "run smoke --seeds abc --dry-run --store {out}", 2, "--seeds: invalid int value: 'abc'"),
+    (RAY, "run smoke --seeds --dry-run --store {out}", 2, "--seeds: expected at least one argument"),
+    (RAY, "run smoke --seeds " + " ".join(map(str, range(21))) + " --dry-run --store {out}", 2,
+     "--seeds: got 21 seeds; give 1 to 20"),
+    (RAY, "status smoke --seeds 1 1 --store {dir}", 2, "--seeds: [1] given more than once"),
+    (FIG, "report --seeds 1 1 --store {dir} --out {out}", 2, "--seeds: [1] given more than once"),
+    (FIG, "report --seeds x --store {dir} --out {out}", 2, "--seeds: invalid int value: 'x'"),
 ]
 
 
