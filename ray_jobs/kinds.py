@@ -118,6 +118,29 @@ def _require(inputs: dict[str, Path], name: str, kind: str) -> Path:
     return inputs[name]
 
 
+def _source_input(config: dict[str, Any], inputs: dict[str, Path], kind: str) -> tuple[Path | None, str | None]:
+    """(input ``source``, config ``source_model``): exactly one is given (deep.construct.source)."""
+    from deep.construct.source import check_one_source
+
+    run, name = inputs.get("source"), config.get("source_model")
+    check_one_source(run, name, run_name="input 'source' (needs = { source = \"STAGE\" })",
+                     model_name="config key 'source_model'", where=f"kind {kind!r}: ")
+    return run, name
+
+
+def _named_model(name: str, kind: str, key: str, config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(model on the CPU, as load_run gives a run's; provenance record) of a model named as
+    deep.models.external loads it (deep.construct.source.load_source). A named model carries no
+    dataset, so the config must name one."""
+    from deep.construct.source import load_source
+
+    if "dataset" not in config:
+        raise ValueError(f"kind {kind!r}: config key {key!r} ({name!r}) needs config key 'dataset' "
+                         "(a named model carries no dataset)")
+    loaded = load_source(None, name, "cpu")
+    return loaded.model, loaded.record
+
+
 def recipe_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config as ``Recipe.from_dict`` takes it: an ε written as a string ("8/255") becomes its
     number (numbers pass unchanged, so the recipe of every existing spec is the same)."""
@@ -160,7 +183,8 @@ def train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, c
     return train(Recipe.from_dict(cfg), run_dir, data_root=ctx.data_root, progress=False, on_epoch=on_epoch)
 
 
-EVAL_KEYS = {"dataset", "split", "subset", "first_n", "seed", "suite", "eps", "norm", "batch_size", "alpha"}
+EVAL_KEYS = {"dataset", "split", "subset", "first_n", "seed", "suite", "eps", "norm", "batch_size", "alpha",
+             "external_model"}
 MAX_BATCH = 1_000_000
 
 
@@ -169,23 +193,24 @@ def eval_schema() -> S.Schema:
         "dataset": S.Key(S.dataset()), "split": S.Key(S.split()), "subset": S.Key(S.integer(1)),
         "first_n": S.Key(S.integer(1)), "seed": S.Key(S.integer(0)), "suite": S.Key(S.list_of(S.attack())),
         "eps": S.Key(S.eps(), required=True), "norm": S.Key(S.norm(), required=True),
-        "batch_size": S.Key(S.integer(1, MAX_BATCH)), "alpha": S.Key(S.optional(S.number(0.0, open_lo=True)))})
+        "batch_size": S.Key(S.integer(1, MAX_BATCH)), "alpha": S.Key(S.optional(S.number(0.0, open_lo=True))),
+        "external_model": S.Key(S.text())})
 
 
 @register("eval", schema=eval_schema)
 def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """deep.evaluate.evaluate of the model in input ``model`` on a split (default: its own dataset's
-    test split, which for a constructed dataset is the source dataset's real test set)."""
+    test split, which for a constructed dataset is the source dataset's real test set). Config
+    ``external_model`` (e.g. "pyautoattack:resnet18", deep.models.external) replaces input ``model``
+    (exactly one; ``dataset`` is then required); its provenance is the metrics' ``model_recipe``."""
     from deep.data import load_split
     from deep.evaluate import evaluate
     from deep.evaluation.masking import attach_masking_checks
-    from deep.train import load_run
 
     unknown = set(config) - EVAL_KEYS
     if unknown:
         raise ValueError(f"kind 'eval': unknown config key(s) {sorted(unknown)}; allowed: {sorted(EVAL_KEYS)}")
-    model_dir = _require(inputs, "model", "eval")
-    model, recipe = load_run(model_dir)
+    model, recipe = _eval_model(config, inputs)
     dataset = config.get("dataset", resolve_dataset(recipe.get("dataset"), ctx.store.root))
     split = load_split(dataset, config.get("split", "test"), data_root=ctx.data_root,
                        subset=config.get("subset"), first_n=config.get("first_n"), seed=config.get("seed", 0))
@@ -200,6 +225,21 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     return {**result, "dataset": dataset, "split": config.get("split", "test"), "model_recipe": recipe}
 
 
+def _eval_model(config: dict[str, Any], inputs: dict[str, Path]) -> tuple[Any, dict[str, Any]]:
+    """(model, recipe) of the eval kind: input ``model`` (a run folder) or config ``external_model``."""
+    from deep.train import load_run
+
+    from deep.construct.source import check_one_source
+
+    name = config.get("external_model")
+    check_one_source(inputs.get("model"), name, run_name="input 'model' (needs = { model = \"STAGE\" })",
+                     model_name="config key 'external_model'", where="kind 'eval': ")
+    if name is None:
+        return load_run(inputs["model"])
+    model, provenance = _named_model(name, "eval", "external_model", config)
+    return model, {"model": name, **provenance}
+
+
 def construct_schema() -> S.Schema:
     return S.Schema({
         "construct": S.Key(S.one_of("robust", "nonrobust", "rand", "det"), required=True),
@@ -207,29 +247,32 @@ def construct_schema() -> S.Schema:
         "split": S.Key(S.split()), "n": S.Key(S.integer(1)), "eps": S.Key(S.number(0.0, open_lo=True)),
         "step": S.Key(S.number(0.0, open_lo=True)), "steps": S.Key(S.integer(1, 100_000)),
         "seed": S.Key(S.integer(0)), "batch_size": S.Key(S.integer(1, MAX_BATCH)),
-        "shard_size": S.Key(S.integer(1))})
+        "shard_size": S.Key(S.integer(1)), "source_model": S.Key(S.text())})
 
 
 @register("construct", schema=construct_schema)
 def construct_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ctx: RunContext) -> dict[str, Any]:
-    """deep.construct.construct_dataset from the model in input ``source`` into ``run_dir/dataset``
+    """deep.construct.construct_dataset from the model in input ``source`` (or the one config
+    ``source_model`` names, e.g. "pyautoattack:resnet18"; exactly one) into ``run_dir/dataset``
     (sharded, so a retried run resumes); the metrics are the dataset's provenance record."""
     from deep.construct import construct_dataset
 
-    source = _require(inputs, "source", "construct")
-    options = {k: v for k, v in config.items() if k not in ("construct", "dataset", "min_source_acc")}
+    source, source_model = _source_input(config, inputs, "construct")
+    options = {k: v for k, v in config.items() if k not in ("construct", "dataset", "min_source_acc", "source_model")}
     if "construct" not in config or "dataset" not in config:
         raise ValueError("kind 'construct' needs config keys 'construct' (robust|nonrobust|rand|det) and 'dataset'")
     ctx.progress(phase="construct", construct=config["construct"])
     # min_source_acc: the same held-out check as `deep construct --min-source-acc` (deep.construct.source);
     # opt-in for specs (absent: 0, no check), as before
-    return construct_dataset(config["construct"], source_run=source, dataset=config["dataset"],
-                             out_dir=run_dir / "dataset", data_root=ctx.data_root, progress=False,
+    return construct_dataset(config["construct"], source_run=source, source_model=source_model,
+                             dataset=config["dataset"], out_dir=run_dir / "dataset", data_root=ctx.data_root,
+                             progress=False,
                              min_source_acc=float(config.get("min_source_acc", 0.0)),
                              min_source_acc_override="set min_source_acc = 0 in the stage's config", **options)
 
 
-TRANSFER_KEYS = {"dataset", "split", "first_n", "seed", "attack", "eps", "norm", "alpha", "batch_size", "model"}
+TRANSFER_KEYS = {"dataset", "split", "first_n", "seed", "attack", "eps", "norm", "alpha", "batch_size", "model",
+                 "source_model"}
 
 
 def transfer_schema() -> S.Schema:
@@ -237,7 +280,7 @@ def transfer_schema() -> S.Schema:
         "dataset": S.Key(S.dataset()), "split": S.Key(S.split()), "first_n": S.Key(S.integer(1)),
         "seed": S.Key(S.integer(0)), "attack": S.Key(S.attack()), "eps": S.Key(S.eps(), required=True),
         "norm": S.Key(S.norm(), required=True), "alpha": S.Key(S.optional(S.number(0.0, open_lo=True))),
-        "batch_size": S.Key(S.integer(1, MAX_BATCH)), "model": S.Key(S.model())})
+        "batch_size": S.Key(S.integer(1, MAX_BATCH)), "model": S.Key(S.model()), "source_model": S.Key(S.text())})
 
 
 @register("transfer", schema=transfer_schema)
@@ -246,7 +289,10 @@ def transfer_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path
     ``target`` model (an architecture trained on D), plus the clean accuracy on the same real split of
     the optional input ``det`` (that architecture trained on D_det). ``dataset`` defaults to the
     source model's dataset; the attack is untargeted (``attack``, default pgd-20) at ``eps``/``norm``;
-    ``model``, when given (the grid axis that selects the target), must be the target's architecture."""
+    ``model``, when given (the grid axis that selects the target), must be the target's architecture.
+    Config ``source_model`` (e.g. "pyautoattack:resnet18", deep.models.external) replaces input
+    ``source`` (exactly one; ``dataset`` is then required); its provenance (name, weights' sha256) goes
+    into the metrics as ``source_provenance``."""
     from deep.data import load_split
     from deep.evaluate import predict, transfer
     from deep.train import load_run
@@ -256,7 +302,12 @@ def transfer_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path
         raise ValueError(f"kind 'transfer': unknown config key(s) {sorted(unknown)}; allowed: {sorted(TRANSFER_KEYS)}")
     if "eps" not in config or "norm" not in config:
         raise ValueError("kind 'transfer' needs config keys 'eps' and 'norm'")
-    source, source_recipe = load_run(_require(inputs, "source", "transfer"))
+    source_run, source_model = _source_input(config, inputs, "transfer")
+    if source_model is not None:
+        source, provenance = _named_model(source_model, "transfer", "source_model", config)
+        source_recipe: dict[str, Any] = {"model": source_model}
+    else:
+        source, source_recipe = load_run(source_run)
     target, target_recipe = load_run(_require(inputs, "target", "transfer"))
     if "model" in config and config["model"] != target_recipe.get("model"):  # the grid axis naming the target
         raise ValueError(f"kind 'transfer': config model {config['model']!r} but the target run trained "
@@ -271,6 +322,8 @@ def transfer_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path
     out: dict[str, Any] = {**result, "dataset": dataset, "split": config.get("split", "test"),
                            "source_model": source_recipe.get("model"), "target_model": target_recipe.get("model"),
                            "target_recipe": target_recipe}
+    if source_model is not None:
+        out["source_provenance"] = provenance
     if "det" in inputs:
         det, det_recipe = load_run(inputs["det"])
         pred, _ = predict(det, split.x, batch_size=config.get("batch_size", 256))

@@ -15,14 +15,17 @@ from .common import (add_common, add_deprecated_alias, check_out_path, eps_value
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "construct",
-        help="build D_R / D_NR / D_rand / D_det (Ilyas et al. 2019) from a trained run",
+        help="build D_R / D_NR / D_rand / D_det (Ilyas et al. 2019) from a trained run or a named model",
         description="robust: invert the ROBUST run's representation (D_R); nonrobust: the same with the "
                     "standard run (D_NR); rand/det: targeted l2 PGD on the standard run toward t uniform over "
                     "all classes / t = (y+1) mod C, relabelled t. Paper values are the defaults.")
     p.add_argument("--construct", required=True, choices=("robust", "nonrobust", "rand", "det"),
                    help="which dataset to build: robust (D_R), nonrobust (D_NR), rand (D_rand) or det (D_det)")
     add_deprecated_alias(p, "--kind", "--construct")
-    p.add_argument("--checkpoint", required=True, help="source run folder (from `train`) or its checkpoint.pt")
+    p.add_argument("--checkpoint", default=None, help="source run folder (from `train`) or its checkpoint.pt")
+    p.add_argument("--source-model", default=None, metavar="NAME",
+                   help="instead of --checkpoint: a model by name, as `deep eval --model` loads it, e.g. "
+                        "pyautoattack:resnet18 (its name and weights' sha256 go into the provenance)")
     p.add_argument("--dataset", required=True, help="source dataset name (deep.data), e.g. cifar10-subset, mnist")
     p.add_argument("--split", default="train", choices=("train", "test"), help="source split (default: train)")
     p.add_argument("--out", required=True, help="output folder (resumed when it holds a partial build)")
@@ -70,11 +73,15 @@ def run_construct(args: argparse.Namespace) -> int:
     from deep.construct import construct_dataset
     from deep.dataroot import resolve_data_root
 
+    from deep.construct.source import check_one_source
+
+    check_one_source(args.checkpoint, args.source_model, run_name="--checkpoint", model_name="--source-model")
     check_out_path(args.out)
     data_root = resolve_data_root(args.data_root)
     prefetch(args.dataset, data_root, args.download)
     with output_folder(args.out, "construct") as out:
-        prov = construct_dataset(args.construct, source_run=args.checkpoint, dataset=args.dataset, out_dir=out,
+        prov = construct_dataset(args.construct, source_run=args.checkpoint, source_model=args.source_model,
+                                 dataset=args.dataset, out_dir=out,
                                  split=args.split, n=args.n, eps=args.eps, step=args.alpha, steps=args.steps,
                                  seed=args.seed, batch_size=args.batch_size, shard_size=args.shard_size,
                                  data_root=data_root, progress=args.progress, device=args.device,

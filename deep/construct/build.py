@@ -1,8 +1,8 @@
 """Build a constructed dataset shard by shard (Ilyas et al. 2019 §3; SPEC §5; DESIGN §deep.construct).
 
-`construct_dataset` loads the source run (deep.train.load_run) and the source split (deep.data) and
-calls `build_from_tensors`, which does the work on in-memory tensors (tests call it directly with tiny
-models). Examples are processed in order, `shard_size` per shard and `batch_size` per batch inside a
+`construct_dataset` loads the source model (a run folder or a named model: deep.construct.source)
+and the source split (deep.data) and calls `build_from_tensors`, which does the work on in-memory
+tensors (tests call it directly with tiny models). Examples are processed in order, `shard_size` per shard and `batch_size` per batch inside a
 shard; each finished shard is written atomically, so rerunning an interrupted build skips the shards
 on disk. All randomness of a shard comes from a generator seeded by (seed, shard index) and the D̂_R
 start images from one seeded derangement of all n indices, so a resumed build equals an
@@ -27,10 +27,9 @@ from deep.data import load_split
 from deep.device import resolve_device
 from deep.io import write_json
 from deep.progress import progress_enabled
-from deep.train import load_run
 
 from . import adversarial, robust
-from .source import check_min_source_acc, check_source_accuracy
+from .source import check_min_source_acc, check_num_outputs, check_source_accuracy, load_source
 from .shards import PROVENANCE, SCHEMA, SHARDS, check_plan, read_done_shard, shard_name, write_plan, write_shard
 
 KINDS: tuple[str, ...] = ("robust", "nonrobust", "rand", "det")
@@ -218,15 +217,18 @@ def build_from_tensors(kind: str, model: nn.Module, x: Tensor, y: Tensor, out_di
     return provenance
 
 
-def construct_dataset(kind: str, *, source_run: Path | str, dataset: str, out_dir: Path | str,
+def construct_dataset(kind: str, *, source_run: Path | str | None = None, dataset: str, out_dir: Path | str,
                       split: str = "train", n: int | None = None, eps: float = 0.5, step: float = 0.1,
                       steps: int | None = None, seed: int = 0, batch_size: int = 128, data_root=None,
                       progress: bool = True, shard_size: int = DEFAULT_SHARD_SIZE,
                       device: str | torch.device | None = None,  # None/'auto': CUDA if present
                       min_source_acc: float | None = None,
-                      min_source_acc_override: str = "pass --min-source-acc 0") -> dict[str, Any]:
-    """Construct a dataset of `kind` from the model in `source_run` and the first `n` examples of
-    `dataset`/`split` (all when n is None); writes `out_dir` and returns its provenance record.
+                      min_source_acc_override: str = "pass --min-source-acc 0",
+                      source_model: str | None = None) -> dict[str, Any]:
+    """Construct a dataset of `kind` from the model in `source_run` (or the model `source_model` names,
+    as deep.models.external loads it, e.g. "pyautoattack:resnet18"; exactly one of the two) and the
+    first `n` examples of `dataset`/`split` (all when n is None); writes `out_dir` and returns its
+    provenance record.
 
     D̂_R needs the robust (adversarially trained) run, D̂_NR / D̂_rand / D̂_det the standard run.
     A source whose held-out clean accuracy is below `min_source_acc` (None: 1.5 / num_classes; 0: no
@@ -240,21 +242,15 @@ def construct_dataset(kind: str, *, source_run: Path | str, dataset: str, out_di
     if n is not None:
         check_count("n", n, minimum=1)
     check_nonneg("eps", eps)
-    run = Path(source_run)
-    if not run.exists():
-        raise FileNotFoundError(f"source run not found: {run}")
-    ckpt = run / "checkpoint.pt" if run.is_dir() else run
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"no checkpoint.pt in source run {run}")
-
-    model, recipe = load_run(run, device=resolve_device(device))
+    loaded = load_source(source_run, source_model, resolve_device(device))
     src = load_split(dataset, split, data_root=data_root, first_n=n)
-    checked = check_source_accuracy(model, dataset, num_classes=src.info.num_classes, minimum=min_source_acc,
-                                    name=str(run), override=min_source_acc_override, data_root=data_root,
+    if source_model is not None:  # a run folder was trained on its dataset; a named model may not fit it
+        check_num_outputs(loaded.model, src.x, src.info.num_classes, loaded.name)
+    checked = check_source_accuracy(loaded.model, dataset, num_classes=src.info.num_classes, minimum=min_source_acc,
+                                    name=loaded.name, override=min_source_acc_override, data_root=data_root,
                                     batch_size=batch_size)
     return build_from_tensors(
-        kind, model, src.x, src.y, out_dir, num_classes=src.info.num_classes, eps=eps, step=step, steps=steps,
-        seed=seed, batch_size=batch_size, shard_size=shard_size, progress=progress, heldout=checked.to_dict(),
-        source={"source_dataset": dataset, "source_split": split, "source_first_n": n,
-                "source_model": {"run": str(run.resolve()), "checkpoint_sha256": sha256_file(ckpt),
-                                 "recipe": recipe}})
+        kind, loaded.model, src.x, src.y, out_dir, num_classes=src.info.num_classes, eps=eps, step=step,
+        steps=steps, seed=seed, batch_size=batch_size, shard_size=shard_size, progress=progress,
+        heldout=checked.to_dict(), source={"source_dataset": dataset, "source_split": split, "source_first_n": n,
+                                           "source_model": loaded.record})

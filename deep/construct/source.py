@@ -18,17 +18,28 @@ Provenance (``provenance.json``, outside the resume plan so older partial builds
 
     "source_heldout": {"clean_acc": float | null (check disabled), "n": int, "split": "test",
                        "min_source_acc": float}
+
+The source model is either a run folder written by ``deep train`` (``source_run``) or a model named as
+deep.models.external loads it (``source_model``, e.g. ``"pyautoattack:resnet18"``); exactly one is
+given (:func:`load_source`). Its provenance record (also part of the resume plan)::
+
+    "source_model": {"run": str, "checkpoint_sha256": str, "recipe": {...}}            # source_run
+    "source_model": {"name": str, "kind": str, "weights": str | null,
+                     "weights_sha256": str | null, "normalize": null}                 # source_model
 """
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 HELD_OUT_N = 1000
+EXAMPLE_SOURCE_MODEL = "pyautoattack:resnet18"
 CHANCE_MARGIN = 1.5  # the default threshold is this many times chance (1 / num_classes)
 
 
@@ -99,3 +110,65 @@ def check_source_accuracy(model: nn.Module, dataset: str, *, num_classes: int, m
                          f"test images of {dataset} is below the minimum {minimum:.3f} (chance is "
                          f"{1 / num_classes:.3f}); train it further, or {override} to build anyway")
     return SourceAccuracy(acc, n, minimum)
+
+
+@dataclass(frozen=True)
+class LoadedSource:
+    """The source model of a construction, how messages name it, and its provenance record."""
+
+    model: nn.Module
+    name: str
+    record: dict[str, Any]
+
+
+def check_one_source(source_run: object, source_model: object, *, run_name: str = "source_run",
+                     model_name: str = "source_model", where: str = "") -> None:
+    """ValueError unless exactly one of the two is given; ``run_name`` / ``model_name`` are how the
+    caller's user writes them (arguments, CLI flags or a spec's input and key), ``where`` prefixes the
+    message (e.g. "kind 'construct': ")."""
+    given = (source_run is not None) + (source_model is not None)
+    if given != 1:
+        raise ValueError(f"{where}give exactly one of {run_name} (a run folder written by deep train) or {model_name} "
+                         f"(a model name deep.models.external loads, e.g. {EXAMPLE_SOURCE_MODEL!r}); "
+                         f"got {'both' if given else 'neither'}")
+
+
+def load_source(source_run: str | os.PathLike | None, source_model: str | None,
+                device: torch.device | str) -> LoadedSource:
+    """The source model from a run folder (or its checkpoint.pt) or from a deep.models.external name."""
+    from deep.models.external import load_model, sha256_file
+    from deep.train import load_run
+
+    check_one_source(source_run, source_model)
+    if source_model is not None:
+        if not isinstance(source_model, str) or not source_model.strip():
+            raise ValueError(f"source_model must be a model name such as {EXAMPLE_SOURCE_MODEL!r}, "
+                             f"got {source_model!r}")
+        loaded = load_model(source_model, device=device)
+        record = loaded.provenance()
+        record["name"] = record.pop("source")
+        return LoadedSource(loaded.model, source_model, record)
+    run = Path(source_run)
+    if not run.exists():
+        raise FileNotFoundError(f"source run not found: {run}")
+    ckpt = run / "checkpoint.pt" if run.is_dir() else run
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"no checkpoint.pt in source run {run}")
+    model, recipe = load_run(run, device=device)
+    return LoadedSource(model, str(run), {"run": str(run.resolve()), "checkpoint_sha256": sha256_file(ckpt),
+                                          "recipe": recipe})
+
+
+def check_num_outputs(model: nn.Module, x: torch.Tensor, num_classes: int, name: str) -> None:
+    """ValueError unless ``model`` gives ``num_classes`` logits for one image of the source split (a
+    named model carries no dataset, so a mismatch would otherwise show up as nonsense targets)."""
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    try:
+        with torch.no_grad():
+            logits = model(x[:1].to(device))
+    except RuntimeError as exc:
+        raise ValueError(f"source model {name} does not take the source images (shape {tuple(x.shape[1:])}): "
+                         f"{exc}") from exc
+    if logits.dim() != 2 or logits.shape[1] != num_classes:
+        raise ValueError(f"source model {name} gives logits of shape {tuple(logits.shape)} for one image; the "
+                         f"source dataset has {num_classes} classes")

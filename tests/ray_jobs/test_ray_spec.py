@@ -119,7 +119,7 @@ def test_shipped_specs_expand_with_known_kinds(path):
         assert run.kind in KINDS, run.label()
         if run.kind == "eval":
             assert set(strip_tags(run.config)) <= EVAL_KEYS, run.label()
-            assert "model" in run.inputs
+            assert ("model" in run.inputs) != ("external_model" in run.config), run.label()
         for h in run.inputs.values():
             assert any(r.hash == h for r in runs)
 
@@ -195,7 +195,7 @@ def test_shipped_spec_configs_are_accepted_by_deep(path, tmp_path):
             from ray_jobs.kinds import TRANSFER_KEYS
 
             assert set(config) <= TRANSFER_KEYS and config["norm"] in ("linf", "l2") and config["eps"] > 0
-            assert {"source", "target"} <= set(run.inputs)
+            assert "target" in run.inputs and ("source" in run.inputs) != ("source_model" in config)
             parse_attack(config.get("attack", "pgd-20"), eps=config["eps"])
 
 
