@@ -157,6 +157,8 @@ def _table2_cells(row: str, g: SeedGroup, paper: tuple[float, ...] | None, aa: b
 
 def _table2_figure(plotted: list[tuple[str, SeedGroup]], datasets: list[str], out_dir: Path, stem: str,
                    caption: str) -> list[str]:
+    # Only datasets with a finished row get a panel (a dataset whose rows are all MISSING has no bars).
+    datasets = [d for d in datasets if any(pd == d for pd, _ in plotted)]
     fig, axes = subplots(1, len(datasets), figsize=(6.5 * len(datasets), 3.4), squeeze=False)
     colors = colour_cycle()
     seeded = any(len(g.done) > 1 for _, g in plotted)
