@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deep.evaluation.masking import (Check, MaskingCheck, check_black_box, check_large_eps, check_monotone_eps,
+from deep.evaluation.masking import (Check, MaskingCheck, check_attack_gap, check_black_box, check_large_eps, check_monotone_eps,
                                      check_randomised, check_zero_gradients, checks_to_json, large_eps,
                                      masking_checks, relay_autoattack, warnings_only, zero_gradient_share)
 
@@ -110,10 +110,10 @@ def test_all_checks_on_a_masked_model_warn_and_serialise() -> None:
     correct = {"pgd-20": torch.ones(12, dtype=torch.bool), "square": torch.ones(12, dtype=torch.bool)}
     checks = masking_checks(masked, (x, y), norm="linf", correct=correct, suite=["pgd-20", "square"],
                             accuracy_by_eps={0.1: 1.0, 0.2: 1.0}, large_eps_attack="fgsm")
-    assert [c.check for c in checks] == [Check.MONOTONE_EPS, Check.BLACK_BOX, Check.ZERO_GRADIENTS, Check.RANDOMISED,
-                                        Check.LARGE_EPS]
+    assert [c.check for c in checks] == [Check.MONOTONE_EPS, Check.BLACK_BOX, Check.ATTACK_GAP, Check.ZERO_GRADIENTS,
+                                        Check.RANDOMISED, Check.LARGE_EPS]
     assert {c.check for c in warnings_only(checks)} == {Check.ZERO_GRADIENTS, Check.LARGE_EPS}
-    assert checks_to_json(checks)[2] == {"check": "zero-gradients", "passed": False,
+    assert checks_to_json(checks)[3] == {"check": "zero-gradients", "passed": False,
                                          "detail": "1.0000 of the correctly classified examples have an all-zero "
                                                    "input gradient"}
 
@@ -127,7 +127,8 @@ def test_check_evaluation_reads_an_eval_result_and_relays_autoattack_flags() -> 
     result = evaluate(masked, (x, y), ["fgsm"], eps=0.1, progress=False)
     result.flags.append("apgd-ce: not in the suite, not relayed")
     checks = check_evaluation(masked, (x, y), result)
-    assert [c.check for c in checks] == [Check.MONOTONE_EPS, Check.BLACK_BOX, Check.ZERO_GRADIENTS, Check.RANDOMISED]
+    assert [c.check for c in checks] == [Check.MONOTONE_EPS, Check.BLACK_BOX, Check.ATTACK_GAP, Check.ZERO_GRADIENTS,
+                                        Check.RANDOMISED]
     assert flag_lines(checks) == ["masking zero-gradients: 1.0000 of the correctly classified examples have an "
                                   "all-zero input gradient"]
     assert result.worst_case == 1.0  # the warning never changes the number
@@ -144,7 +145,7 @@ def test_attach_masking_checks_writes_checks_and_flags_and_keeps_the_numbers() -
     checks = attach_masking_checks(result, masked, (x, y), batch_size=5)
     saved = result.to_dict()
     assert saved["masking_checks"] == checks_to_json(checks)
-    assert [c["check"] for c in saved["masking_checks"]] == ["monotone-eps", "black-box", "zero-gradients",
+    assert [c["check"] for c in saved["masking_checks"]] == ["monotone-eps", "black-box", "attack-gap", "zero-gradients",
                                                              "randomised"]
     assert saved["flags"] == ["masking zero-gradients: 1.0000 of the correctly classified examples have an "
                               "all-zero input gradient"]
@@ -160,3 +161,15 @@ def test_a_clean_only_evaluation_gets_no_checks() -> None:
     result = evaluate(masked, (x, y), [], eps=0.0, progress=False)
     assert attach_masking_checks(result, masked, (x, y)) == []
     assert result["masking_checks"] == [] and result.flags == []
+
+
+def test_attack_gap_flags_pgd_far_above_autoattack_per_example() -> None:
+    # 10 examples: PGD keeps 8, AutoAttack's two entries keep 7 each but only 6 together (per example).
+    t = lambda bits: torch.tensor([bool(int(b)) for b in bits])  # noqa: E731
+    correct = {"pgd-20": t("1111111100"), "apgd-ce": t("1111111000"), "apgd-t": t("1111101100")}
+    check = check_attack_gap(correct)
+    assert not check.passed and "80.0% robust" in check.detail and "60.0%" in check.detail
+    assert "+20.0 points" in check.detail
+    close = {"pgd-20": t("1111111100"), "apgd-ce": t("1111111100"), "apgd-t": t("1111111100")}
+    assert check_attack_gap(close).passed
+    assert check_attack_gap({"pgd-20": t("1")}).passed  # nothing to compare

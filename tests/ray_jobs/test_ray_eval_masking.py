@@ -37,7 +37,8 @@ def test_eval_kind_and_cli_carry_the_same_masking_checks(trained, tmp_path):
     assert main(["eval", "--checkpoint", str(run), "--eps", "0.1", "--attacks", "fgsm", "pgd-2", "--batch-size", "16",
                  "--no-progress", "--out", str(tmp_path / "cli")]) == 0
     cli = read_json(tmp_path / "cli" / "metrics.json")
-    assert [c["check"] for c in m["masking_checks"]] == ["monotone-eps", "black-box", "zero-gradients", "randomised"]
+    assert [c["check"] for c in m["masking_checks"]] == ["monotone-eps", "black-box", "attack-gap", "zero-gradients",
+                                                         "randomised"]
     assert m["masking_checks"] == cli["masking_checks"] and m["flags"] == cli["flags"]
     assert {k: m[k] for k in NUMBERS} == {k: cli[k] for k in NUMBERS}
 
