@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from deep.io import CorruptFileError, read_json
+from figures.machines import measured_on
 from figures.style import styled
 from ray_jobs.results import InvalidResultError, check_result
 from ray_jobs.spec import Run, Spec, expand, load_spec
@@ -305,6 +306,8 @@ def _spec_section(spec_path: Path, store: Store, out: Path, scale: str | None = 
                                       for s in ("done", "failed", "blocked", "running", "pending"))
              + (f", invalid {sum(1 for v in states.values() if v.startswith('invalid'))}"
                 if any(v.startswith("invalid") for v in states.values()) else ""), ""]
+    measured = measured_on(store.status(h) for h, state in states.items() if state == "done")
+    lines += [measured, ""] if measured else []
     groups: dict[tuple[str, str], list[Entry]] = {}
     for e in entries:
         groups.setdefault((e.renderer, e.dataset if RENDERERS[e.renderer].per_dataset else ""), []).append(e)

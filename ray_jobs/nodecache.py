@@ -183,8 +183,10 @@ def execute_object_run(run: dict[str, Any], store_uri: str, data_root: str | Non
                     **info}
         local.log(run_hash, f"attempt {attempt} done; uploading")
     node.upload_run(run_hash)
+    from ray_jobs.runner import machine
+
     return {"state": "done", "cpu_seconds": time.process_time() - cpu0,
-            "wall_seconds": time.perf_counter() - wall0, **info}
+            "wall_seconds": time.perf_counter() - wall0, "machine": machine(), **info}
 
 
 def download_results(store_uri: str, dest: Path) -> Path:

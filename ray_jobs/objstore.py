@@ -297,7 +297,7 @@ class ObjectStore(ObjectClaims, RunRecords):
             return result
         status = self.status(run_hash)
         attempts = int(status.get("attempts", 0)) + 1
-        who = {k: result[k] for k in ("host", "pid", "cpu_seconds", "wall_seconds") if k in result}
+        who = {k: result[k] for k in ("host", "pid", "cpu_seconds", "wall_seconds", "machine") if k in result}
         where = f"on {result.get('host', '?')} pid {result.get('pid', '?')}"
         if result.get("state") == "done":
             if status.get("state") == "done" and self.uploaded_result(run_hash) is not None:

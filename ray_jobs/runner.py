@@ -35,7 +35,7 @@ from ray_jobs.spec import Run, Spec, expand, strip_tags
 from ray_jobs.objstore import ObjectStore, is_uri
 from ray_jobs.store import Store, driver_identity
 
-__all__ = ["Summary", "connect", "describe", "execute_run", "progress_text", "run_spec", "unique_runs"]
+__all__ = ["Summary", "connect", "describe", "execute_run", "machine", "progress_text", "run_spec", "unique_runs"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,8 @@ def execute_run(run: dict[str, Any], store_root: str, data_root: str | None,
             raise TypeError(f"kind {run['kind']!r} returned {type(metrics).__name__}, expected a dict")
         # CPU seconds of this worker process during the run (one run per worker at a time): on a shared
         # machine the wall time says little about the cost, the CPU time does.
-        store.update_status(run_hash, cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
+        store.update_status(run_hash, cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
+                            machine=machine())
         store.finish(run_hash, metrics)
         store.log(run_hash, f"attempt {attempt} done")
         return {"state": "done"}
@@ -84,6 +85,20 @@ def execute_run(run: dict[str, Any], store_root: str, data_root: str | None,
         store.update_status(run_hash, state="failed", error=f"{type(err).__name__}: {err}", traceback=tb)
         store.log(run_hash, f"attempt {attempt} failed: {type(err).__name__}: {err}\n{tb}")
         return {"state": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def machine() -> dict[str, Any]:
+    """What this worker computed on, for status.json's ``machine`` (read by figures/machines.py): ``cpu``
+    (model name), ``cpu_capability`` (torch's SIMD level: bf16 speed depends on it), ``gpu`` (the CUDA
+    device's name when this process initialised CUDA, i.e. a kind used it; else None) and ``torch``.
+    torch is imported here so that the driver and the report never need it."""
+    import torch
+
+    from deep.precision import cpu_model
+
+    gpu = torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_initialized() else None
+    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu,
+            "torch": torch.__version__}
 
 
 def _run_payload(run: Run) -> dict[str, Any]:

@@ -6,7 +6,8 @@ read a store. Layout of ``STORE/runs/<hash>/``:
 * ``config.json``  – kind, resolved config, input hashes, and the spec/stage labels that reached it
 * ``status.json``  – ``state`` (pending | running | done | failed | blocked), ``attempts``, ``error``,
   ``traceback``, ``progress`` (written by the run, e.g. the epoch), ``host``/``pid`` of the worker,
-  ``cpu_seconds``/``wall_seconds``, timestamps
+  ``cpu_seconds``/``wall_seconds``, ``machine`` (cpu, cpu_capability, gpu, torch: ``runner.machine``;
+  absent in runs done before it was recorded), timestamps
 * ``metrics.json`` – the kind's result, a JSON object. Checked before it is written and on every read
   (the rules are in :mod:`ray_jobs.results`: non-empty, finite numbers, accuracy-like values in
   [0, 1], plus any check the kind registered with ``register_result_validator``)
