@@ -45,7 +45,7 @@ reproduce: $(STAMP)
 # The error bars of issue 12: the same laptop grid over seeds 0, 1 and 2 (ray_jobs/seeds.py; seed 0 is
 # `make reproduce`'s runs, same hashes, so a store filled by it is reused), then the report, whose tables
 # show mean and sd over the seeds. Not timed yet: about 3x the CPU of `make reproduce` (2,326 CPU-seconds of
-# runs per seed on 2 Dec); a run stopped at 62 of 168 runs resumes from store/.
+# runs per seed on 2 Dec); an interrupted run resumes from store/.
 reproduce-full: $(STAMP)
 	$(PY) -m theory all
 	$(PY) -m figures theory
