@@ -185,6 +185,9 @@ CASES: list[tuple[str, str, int, str]] = [
            "--out {out}", 2, "below the minimum 0.500 (chance is 0.333); train it further, or pass --min-source-acc 0"),
     (DEEP, f"{_CONSTRUCT} --min-source-acc 2", 2, "--min-source-acc: expected an accuracy in [0, 1]"),
     (DEEP, f"{_CONSTRUCT} --min-source-acc abc", 2, "--min-source-acc: expected an accuracy in [0, 1]"),
+    (DEEP, f"{_CONSTRUCT} --source-model nosuchmod:build", 2, "got both"),
+    (DEEP, "construct --construct rand --source-model nosuchmod:build --dataset {tiny} --n 8 --steps 1 --no-progress "
+           "--out {out}", 2, "module 'nosuchmod' does not import"),
     (DEEP, "import-madrylab {missing} --out {out}", 2, "{missing}"),
     (DEEP, "import-madrylab {file} --out {out}", 2, "f.txt"),
     (DEEP, "import-madrylab {dir} --out {out} --num-classes 0", 2, "--num-classes: expected an integer >= 1"),
