@@ -11,14 +11,17 @@ What it does: trains the MNIST SmallCNN (``deep.models`` when present, else the 
 here) for a few hundred images' worth of steps so the attack has a real classifier to fool, takes a
 test batch, then times (median of ``--repeats`` interleaved calls after one warm-up each) ℓ∞ PGD with
 ε, α, steps, all on the same NCHW model object and batch: torchattacks.PGD (fp32), ours in fp32 forced
-to stay NCHW, ours in fp32 channels-last (our default on the CPU), and ours with bf16 steps (only where
-``deep.precision.native_bf16`` finds native bf16; our bf16 judges every iterate in fp32).
+to stay NCHW, ours in fp32 channels-last (our default on the CPU), the same with first success (an
+example broken in fp32 is attacked no further), and ours with bf16 steps, judging every iterate in fp32 or
+(first success, what ``deep eval --bf16`` runs) the bf16-screened ones (deep/attacks/pgd.py); bf16 only
+where ``deep.precision.native_bf16`` finds native bf16.
 
 Output: ``--out``/attacks.json and ``--out``/attacks.md (also printed). JSON keys: ``model``, ``batch``,
 ``steps``, ``eps``, ``alpha``, ``check_eps``, ``random_start``, ``clean_accuracy``, ``machine`` (``cpu``,
 ``flags``: the bf16/AMX/AVX flags present, ``cpu_capability``, ``threads``, ``native_bf16``),
 ``load_before`` / ``load_after`` (os.getloadavg), ``torch``, ``torchattacks``, and ``results``: per variant
-``seconds``, ``images_per_s``, ``ratio_vs_torchattacks``, ``success`` / ``success_check_eps`` (fraction
+``seconds``, ``images_per_s``, ``ratio_vs_torchattacks`` (each also ``*_check_eps``: timed at the check ε
+too), ``success`` / ``success_check_eps`` (fraction
 of the batch misclassified after the attack, judged in fp32, at ε and at the smaller ``--check-eps``),
 their binomial standard errors ``se`` / ``se_check_eps``, ``within_noise`` / ``within_noise_check_eps``
 (|rate − torchattacks' rate| ≤ 2 combined SE), and ``fell_back_to_fp32`` (bf16 only).
@@ -155,15 +158,17 @@ def _parser() -> argparse.ArgumentParser:
 Maker = Callable[[float], Callable[[Tensor, Tensor], Tensor]]
 LABELS = {"torchattacks": "torchattacks PGD, fp32", "ours_nchw": "ours, fp32, NCHW (forced)",
           "ours_channels_last": "ours, fp32, channels-last (default)",
-          "ours_bf16": "ours, bf16 steps (fp32 decisions), channels-last"}
+          "ours_bf16": "ours, bf16 steps (fp32 decisions), channels-last",
+          "ours_first": "ours, fp32, channels-last, first success",
+          "ours_bf16_first": "ours, bf16 steps, first success (what `deep eval --bf16` runs)"}
 
 
 def _variants(model: nn.Module, args: argparse.Namespace, torchattacks: Any, bf16: bool) -> dict[str, Maker]:
     """Each timed variant as a function of ε that builds the attack; all attack the same model object."""
     random_start = not args.no_random_start
 
-    def ours(eps: float, layout: bool, bf16: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
-        atk = PGD(model, eps, args.alpha, args.steps, random_start=random_start, bf16=bf16,
+    def ours(eps: float, layout: bool, bf16: bool = False, first: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
+        atk = PGD(model, eps, args.alpha, args.steps, random_start=random_start, bf16=bf16, first_success=first,
                   generator=torch.Generator().manual_seed(args.seed))
         atk.channels_last = layout
         return atk
@@ -173,30 +178,40 @@ def _variants(model: nn.Module, args: argparse.Namespace, torchattacks: Any, bf1
                                                    random_start=random_start),
         "ours_nchw": lambda e: ours(e, False),
         "ours_channels_last": lambda e: ours(e, True),
+        # first_success stops attacking an example once it is broken (deep/attacks/pgd.py): shown apart,
+        # so the table separates what precision buys from what skipping broken examples buys.
+        "ours_first": lambda e: ours(e, True, first=True),
     }
     if bf16:  # without native bf16 it is many times slower than fp32 (deep/precision.py): not worth timing
         variants["ours_bf16"] = lambda e: ours(e, True, bf16=True)
+        variants["ours_bf16_first"] = lambda e: ours(e, True, bf16=True, first=True)
     return variants
 
 
 def _measure(model: nn.Module, variants: dict[str, Maker], x: Tensor, y: Tensor,
              args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Time every variant at ε, then its success rate (fp32 verdicts) at ε and at the check ε."""
-    attacks = {name: make(args.eps) for name, make in variants.items()}
-    timed = time_round_robin({name: (atk, x) for name, atk in attacks.items()}, y, args.repeats)
+    """Time every variant at ε and at the check ε, with its success rate (fp32 verdicts) at each.
+
+    Both are timed because first success gains most where the attack breaks nearly every image (it
+    then stops early) and least where most images survive every step (the check ε): the second
+    throughput is the per-step speed-up alone."""
+    attacks = {eps: {name: make(eps) for name, make in variants.items()} for eps in (args.eps, args.check_eps)}
+    timed = {eps: time_round_robin({name: (atk, x) for name, atk in attacks[eps].items()}, y, args.repeats)
+             for eps in attacks}
     results: dict[str, dict[str, Any]] = {}
-    for name, make in variants.items():
-        seconds, x_adv = timed[name]
-        check = make(args.check_eps)(x, y)
+    for name in variants:
+        (seconds, x_adv), (seconds_check, check) = timed[args.eps][name], timed[args.check_eps][name]
         rate, rate_check = success_rate(model, x_adv, y), success_rate(model, check, y)
         results[name] = {"seconds": seconds, "images_per_s": len(y) / seconds, "success": rate,
-                         "se": binomial_se(rate, len(y)), "success_check_eps": rate_check,
+                         "se": binomial_se(rate, len(y)), "seconds_check_eps": seconds_check,
+                         "images_per_s_check_eps": len(y) / seconds_check, "success_check_eps": rate_check,
                          "se_check_eps": binomial_se(rate_check, len(y))}
-        if name == "ours_bf16":
-            results[name]["fell_back_to_fp32"] = attacks[name].fell_back_to_fp32
+        if name.startswith("ours_bf16"):  # either ε's call fell back
+            results[name]["fell_back_to_fp32"] = any(attacks[e][name].fell_back_to_fp32 for e in attacks)
     ref = results["torchattacks"]
     for r in results.values():
         r["ratio_vs_torchattacks"] = r["images_per_s"] / ref["images_per_s"]
+        r["ratio_vs_torchattacks_check_eps"] = r["images_per_s_check_eps"] / ref["images_per_s_check_eps"]
         r["within_noise"] = within_noise(r["success"], r["se"], ref["success"], ref["se"])
         r["within_noise_check_eps"] = within_noise(r["success_check_eps"], r["se_check_eps"],
                                                    ref["success_check_eps"], ref["se_check_eps"])
@@ -211,11 +226,14 @@ def markdown(out: dict) -> str:
              f"{m['cpu_capability']}; native bf16: {m['native_bf16']}",
              f"- {m['threads']} torch threads; load average {out['load_before']} before, {out['load_after']} after",
              f"- torch {out['torch']}, torchattacks {out['torchattacks']}, random start {out['random_start']}", "",
-             f"| variant | images/s | vs torchattacks | success @ ε={out['eps']} | success @ ε={out['check_eps']} |",
-             "|---|---|---|---|---|"]
+             f"| variant | images/s @ ε={out['eps']} | vs torchattacks | success @ ε={out['eps']} "
+             f"| images/s @ ε={out['check_eps']} | vs torchattacks | success @ ε={out['check_eps']} |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in out["results"].items():
         lines.append(f"| {LABELS[name]} | {r['images_per_s']:.1f} | {r['ratio_vs_torchattacks']:.2f}× "
-                     f"| {r['success']:.3f} ± {r['se']:.3f} | {r['success_check_eps']:.3f} ± {r['se_check_eps']:.3f} |")
+                     f"| {r['success']:.3f} ± {r['se']:.3f} | {r['images_per_s_check_eps']:.1f} "
+                     f"| {r['ratio_vs_torchattacks_check_eps']:.2f}× "
+                     f"| {r['success_check_eps']:.3f} ± {r['se_check_eps']:.3f} |")
     lines.append("")
     for name, r in out["results"].items():
         if name == "torchattacks":

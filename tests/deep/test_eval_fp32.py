@@ -43,7 +43,10 @@ def test_bf16_evaluation_reports_fp32_numbers() -> None:
     assert 0 < fp32.attacks["pgd-3"] < fp32.clean  # the attack succeeds on some examples, not all
     # Liar's bf16 steps equal its fp32 steps, so fp32 scoring gives fp32's numbers exactly.
     assert bf16.attacks == fp32.attacks and bf16.worst_case == fp32.worst_case
-    assert bf16.mean_confidence_on_errors == fp32.mean_confidence_on_errors
+    # FGSM returns the same point; bf16 PGD returns each broken example's first successful iterate
+    # (first_success, deep/attacks/pgd.py), fp32 PGD its strongest, so only their confidence may differ.
+    assert bf16.mean_confidence_on_errors["fgsm"] == fp32.mean_confidence_on_errors["fgsm"]
+    assert bf16.mean_confidence_on_errors["pgd-3"] <= fp32.mean_confidence_on_errors["pgd-3"]
     assert all((bf16.correct[k] == fp32.correct[k]).all() for k in fp32.correct)
     assert bf16.flags == fp32.flags == []
 
