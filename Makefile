@@ -44,8 +44,9 @@ reproduce: $(STAMP)
 
 # The error bars of issue 12: the same laptop grid over seeds 0, 1 and 2 (ray_jobs/seeds.py; seed 0 is
 # `make reproduce`'s runs, same hashes, so a store filled by it is reused), then the report, whose tables
-# show mean and sd over the seeds. Not timed yet: about 3x the CPU of `make reproduce` (2,326 CPU-seconds of
-# runs per seed on 2 Dec); an interrupted run resumes from store/.
+# show mean and sd over the seeds. Measured in parts (6 Dec, Intel Xeon with AMX): seed 0 is `make reproduce`
+# (21 min 7 s); seeds 1-2 without the AutoAttack stages took 29 min 1 s; their AutoAttack runs (~15 min
+# estimated) were not run, so the whole is not timed. An interrupted run resumes from store/.
 reproduce-full: $(STAMP)
 	$(PY) -m theory all
 	$(PY) -m figures theory
