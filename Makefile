@@ -45,8 +45,8 @@ reproduce: $(STAMP)
 # The error bars of issue 12: the same laptop grid over seeds 0, 1 and 2 (ray_jobs/seeds.py; seed 0 is
 # `make reproduce`'s runs, same hashes, so a store filled by it is reused), then the report, whose tables
 # show mean and sd over the seeds. Measured in parts (6 Dec, Intel Xeon with AMX): seed 0 is `make reproduce`
-# (21 min 7 s); seeds 1-2 without the AutoAttack stages took 29 min 1 s and their 22 AutoAttack runs 14 min
-# 45 s: about 65 minutes in all, measured in those three parts. An interrupted run resumes from store/.
+# (21 min 7 s, load 0.7-2.9); seeds 1-2 without the AutoAttack stages took 29 min 1 s (load 1.3-3.7, CI beside
+# it) and their 22 AutoAttack runs 14 min 45 s (load 0.4-2.4): about 65 minutes in all, measured in those three parts. An interrupted run resumes from store/.
 reproduce-full: $(STAMP)
 	$(PY) -m theory all
 	$(PY) -m figures theory
