@@ -22,7 +22,7 @@ import numpy as np
 
 from figures.report import Entry, pct, register_renderer
 from figures.report_mart import COLUMNS, ROW_LABELS
-from figures.robust import aa_accuracy
+from figures.robust import aa_accuracy, warning_lines
 from figures.style import colour_cycle, save, subplots
 
 METHODS = ("pgd", "trades", "mart")
@@ -67,9 +67,12 @@ def crossing(points: list[tuple[int, float]]) -> str:
     return f"{per_decade}; the line reaches 0 at ≈ {cross:.2g} attack gradient evaluations (extrapolated)"
 
 
-def _rows(entries: list[Entry]) -> tuple[dict[int, dict[str, Any]], list[Entry]]:
-    """{budget: {method: EvalResult}} of the done eval runs, and the eval entries that are not done."""
-    table: dict[int, dict[str, Any]] = {}
+Grid = dict[int, dict[str, Entry]]  # budget -> method -> its done eval entry
+
+
+def _rows(entries: list[Entry]) -> tuple[Grid, list[Entry]]:
+    """The done eval entries by budget and method, and the eval entries that are not done."""
+    table: Grid = {}
     missing = []
     for e in entries:
         if e.run.kind != "eval":
@@ -79,28 +82,28 @@ def _rows(entries: list[Entry]) -> tuple[dict[int, dict[str, Any]], list[Entry]]
         if e.metrics is None or b is None or r not in METHODS:
             missing.append(e)
             continue
-        table.setdefault(b, {})[r] = e.metrics
+        table.setdefault(b, {})[r] = e
     return table, missing
 
 
-def _table(table: dict[int, dict[str, Any]]) -> list[str]:
+def _table(table: Grid) -> list[str]:
     cols = [c for c, _ in COLUMNS]
-    lines = ["| budget (attack grads) | images × epochs | method | " + " | ".join(cols) + " | AA (APGD-CE+T) | n |",
-             "|---|---|---|" + "---|" * (len(cols) + 2)]
+    lines = ["| budget (attack grads) | images × epochs | method | " + " | ".join(cols) + " | AA (APGD-CE+T) | n | run |",
+             "|---|---|---|" + "---|" * (len(cols) + 3)]
     for b in sorted(table):
         for r in METHODS:
-            m = table[b].get(r)
-            if m is None:
-                lines.append(f"| {b:,} | | {ROW_LABELS[r]} | MISSING |" + " |" * (len(cols) + 1))
+            e = table[b].get(r)
+            if e is None:
+                lines.append(f"| {b:,} | | {ROW_LABELS[r]} | MISSING |" + " |" * (len(cols) + 2))
                 continue
-            rec = m.extra["model_recipe"]
+            m, rec = e.metrics, e.metrics.extra["model_recipe"]
             cells = [pct(fn(m), 1) for _, fn in COLUMNS] + [pct(aa_accuracy(m), 1)]
             lines.append(f"| {b:,} | {rec['first_n']:,} × {rec['epochs']} | {ROW_LABELS[r]} | " + " | ".join(cells)
-                         + f" | {m.n} |")
+                         + f" | {m.n} | `{e.run.hash}` |")
     return lines
 
 
-def _gaps(table: dict[int, dict[str, Any]]) -> dict[tuple[str, str], list[tuple[int, float, float]]]:
+def _gaps(table: Grid) -> dict[tuple[str, str], list[tuple[int, float, float]]]:
     """{(other method, gap label): [(budget, MART − other, se)]} over the budgets where both are done."""
     out: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
     for b in sorted(table):
@@ -108,17 +111,17 @@ def _gaps(table: dict[int, dict[str, Any]]) -> dict[tuple[str, str], list[tuple[
         for other in ("pgd", "trades"):
             o = table[b].get(other)
             for label, key in GAP_ON:
-                g = paired_gap(mart, o, key) if mart is not None and o is not None else None
+                g = paired_gap(mart.metrics, o.metrics, key) if mart is not None and o is not None else None
                 if g is not None:
                     out.setdefault((other, label), []).append((b, *g))
     return out
 
 
-def _figure(table: dict[int, dict[str, Any]], gaps: dict, out_dir: Path, stem: str, caption: str) -> list[str]:
+def _figure(table: Grid, gaps: dict, out_dir: Path, stem: str, caption: str) -> list[str]:
     fig, (left, right) = subplots(1, 2, figsize=(10, 3.6))
     colors = dict(zip(METHODS, colour_cycle()))
     for r in METHODS:
-        pts = [(b, table[b][r]) for b in sorted(table) if r in table[b]]
+        pts = [(b, table[b][r].metrics) for b in sorted(table) if r in table[b]]
         bs = [b for b, _ in pts]
         left.plot(bs, [100 * m.attacks.get("pgd-20", math.nan) for _, m in pts], "o-", color=colors[r],
                   label=f"{ROW_LABELS[r]}: PGD-20")
@@ -160,4 +163,6 @@ def render_budget(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
                          + f" | {crossing([(b, g) for b, g, _ in pts])} |")
         lines += ["", "Gaps in points ± 2 paired standard errors (module docstring of figures/report_mart_budget.py)."]
         lines += _figure(table, gaps, out_dir, stem, caption)
+    lines += warning_lines((f"{ROW_LABELS[r]}, budget {b:,}", e.run.hash, e.metrics)
+                           for b, row in sorted(table.items()) for r, e in row.items())
     return lines + ([""] + [f"- MISSING `{e.run.hash}` {e.run.label()} — {e.state}" for e in missing] if missing else [])
