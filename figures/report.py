@@ -239,8 +239,11 @@ def collect(spec: Spec, store: Store, reads: dict[str, Read] | None = None) -> l
     """One Entry per (renderer, row, run); the generic renderer for every run of a spec without tags.
     ``reads``: :func:`_read` of each run hash, when the caller has them already."""
     load_plugins()
-    runs = unique_runs(spec)
-    reads = reads if reads is not None else {r.hash: _read(store, r) for r in runs}
+    # Every stage's view of a run, not only the first: a run that two stages reach (one hash) fills the
+    # rows of both (laptop's Fashion-MNIST evals are Fig 2(b)'s and Fig 2(b)-at-the-rule's); `seen` keeps
+    # each (renderer, row, run) once.
+    runs = expand(spec)
+    reads = reads if reads is not None else {r.hash: _read(store, r) for r in unique_runs(spec)}
     tagged = any(_tags(r) for r in runs)
     entries: list[Entry] = []
     seen: set[tuple[str, str, str]] = set()

@@ -31,3 +31,14 @@ def test_rule_table_renders_its_own_title_and_lists_missing(tmp_path: Path) -> N
                                        tmp_path, "rule", "caption")
     text = "\n".join(lines)
     assert "at the eps rule" in text and f"`{run.hash}`" in text and "MISSING" in text
+
+
+def test_a_run_two_stages_reach_fills_both_tables(tmp_path: Path) -> None:
+    from figures.report import collect
+    from ray_jobs.store import Store
+
+    entries = collect(load_spec(LAPTOP), Store(tmp_path / "store"))
+    fashion_std = [e for e in entries if e.dataset == "fashion-mnist" and e.row == "std-D"
+                   and e.renderer.startswith("il-fig2b")]
+    assert {e.renderer for e in fashion_std} == {"il-fig2b", "il-fig2b-rule"}
+    assert len({e.run.hash for e in fashion_std}) == 1  # one run behind both rows
