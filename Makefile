@@ -47,12 +47,19 @@ reproduce: $(STAMP)
 # show mean and sd over the seeds. Measured in parts (6 Dec, Intel Xeon with AMX): seed 0 is `make reproduce`
 # (21 min 7 s, load 0.7-2.9); seeds 1-2 without the AutoAttack stages took 29 min 1 s (load 1.3-3.7, CI beside
 # it) and their 22 AutoAttack runs 14 min 45 s (load 0.4-2.4): about 65 minutes in all, measured in those three parts. An interrupted run resumes from store/.
+# Then the single-seed paper-grade runs of issue 12, reported into figures/out/single-seed/: the ResNet-18
+# source's D_rand / D_det build and its students (cifar-resnet18.toml; build ~59 min at the measured
+# 2-thread rate, the rest measured in README) and the equal-cost Madry / TRADES / MART budget study
+# (mart-budget.toml; time in README).
 reproduce-full: $(STAMP)
 	$(PY) -m theory all
 	$(PY) -m figures theory
 	@status=0; $(PY) -m ray_jobs run laptop --seeds 0 1 2 --num-cpus 2 --store store || status=$$?; \
 	$(PY) -m figures report --seeds 0 1 2 --store store --out figures/out || exit $$?; \
-	echo "Report: $(abspath figures/out/REPORT.md) (theory and experiment figures in $(abspath figures/out)/)"; \
+	$(PY) -m ray_jobs run cifar-resnet18 --num-cpus 2 --store store || status=$$?; \
+	$(PY) -m ray_jobs run mart-budget --num-cpus 2 --store store || status=$$?; \
+	$(PY) -m figures report --spec cifar-resnet18 --spec mart-budget --store store --out figures/out/single-seed || exit $$?; \
+	echo "Report: $(abspath figures/out/REPORT.md) and $(abspath figures/out/single-seed/REPORT.md)"; \
 	exit $$status
 
 clean:
