@@ -60,10 +60,13 @@ def crossing(points: list[tuple[int, float]]) -> str:
     slope, icpt = np.polyfit(x, y, 1)
     per_decade = f"{100 * slope:+.1f} points per 10× budget"
     if y[-1] >= 0:
-        return f"MART already leads at the largest budget ({per_decade})"
+        return f"MART level or ahead at the largest budget ({per_decade})"
     if slope <= 0:
         return f"no crossing in sight: the gap does not shrink with budget ({per_decade})"
     cross = 10 ** (-icpt / slope)
+    if cross <= max(b for b, _ in points):  # the fit crosses inside the grid, yet the last point is behind
+        return (f"{per_decade}, but not monotone: the fitted line crosses 0 at ≈ {cross:.2g}, inside the "
+                "measured range, and MART is behind again at the largest budget")
     return f"{per_decade}; the line reaches 0 at ≈ {cross:.2g} attack gradient evaluations (extrapolated)"
 
 

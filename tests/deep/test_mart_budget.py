@@ -54,7 +54,9 @@ def test_crossing_is_where_the_log_budget_line_meets_zero() -> None:
     assert "≈ 1e+05" in crossing([(1_000, -0.04), (10_000, -0.02)])  # +2 points per decade from -4
     assert "+2.0 points per 10× budget" in crossing([(1_000, -0.04), (10_000, -0.02)])
     assert "no crossing in sight" in crossing([(1_000, -0.02), (10_000, -0.03)])
-    assert "already leads" in crossing([(1_000, -0.02), (10_000, 0.01)])
+    assert "level or ahead" in crossing([(1_000, -0.02), (10_000, 0.01)])
+    inside = crossing([(1_000, -0.10), (10_000, 0.05), (100_000, -0.01)])  # the fit crosses near 28,000
+    assert "not monotone" in inside and "extrapolated" not in inside
     assert "too few" in crossing([(1_000, -0.02)])
 
 
