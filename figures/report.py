@@ -243,7 +243,7 @@ def collect(spec: Spec, store: Store, reads: dict[str, Read] | None = None) -> l
     # rows of both (laptop's Fashion-MNIST evals are Fig 2(b)'s and Fig 2(b)-at-the-rule's); `seen` keeps
     # each (renderer, row, run) once.
     runs = expand(spec)
-    reads = reads if reads is not None else {r.hash: _read(store, r) for r in unique_runs(spec)}
+    reads = reads if reads is not None else {h: _read(store, r) for h, r in {r.hash: r for r in runs}.items()}
     tagged = any(_tags(r) for r in runs)
     entries: list[Entry] = []
     seen: set[tuple[str, str, str]] = set()

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from figures.report import Entry, pct, register_renderer
-from figures.report_mart import COLUMNS, ROW_LABELS
+from figures.report_mart import COLUMNS, ROW_LABELS, _missing, _save, row_of
 from figures.robust import aa_accuracy, warning_lines
-from figures.style import colour_cycle, save, subplots
+from figures.style import colour_cycle, subplots
 
 METHODS = ("pgd", "trades", "mart")
 #: The robust numbers the gap is taken on: the paper's column, and the honest one (worst case over every
@@ -80,7 +80,7 @@ def _rows(entries: list[Entry]) -> tuple[Grid, list[Entry]]:
     for e in entries:
         if e.run.kind != "eval":
             continue
-        r = str(e.run.axes.get("_r", e.run.config.get("_r", "?")))
+        r = row_of(e)
         b = budget(e.metrics) if e.metrics is not None else None
         if e.metrics is None or b is None or r not in METHODS:
             missing.append(e)
@@ -142,9 +142,7 @@ def _figure(table: Grid, gaps: dict, out_dir: Path, stem: str, caption: str) -> 
         ax.set_xscale("log")
         ax.set_xlabel("attack gradient evaluations in training")
         ax.legend(fontsize=6)
-    fig.text(0.01, -0.04, caption, fontsize=6, wrap=True)
-    save(fig, out_dir, stem)
-    return ["", f"![{stem}]({stem}.png)", "", f"*{caption}* PDF: `{stem}.pdf`."]
+    return _save(fig, out_dir, stem, caption)
 
 
 @register_renderer("mart-budget")
@@ -168,4 +166,4 @@ def render_budget(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
         lines += _figure(table, gaps, out_dir, stem, caption)
     lines += warning_lines((f"{ROW_LABELS[r]}, budget {b:,}", e.run.hash, e.metrics)
                            for b, row in sorted(table.items()) for r, e in row.items())
-    return lines + ([""] + [f"- MISSING `{e.run.hash}` {e.run.label()} — {e.state}" for e in missing] if missing else [])
+    return lines + ([""] + _missing(missing) if missing else [])
