@@ -44,9 +44,11 @@ reproduce: $(STAMP)
 
 # The error bars of issue 12: the same laptop grid over seeds 0, 1 and 2 (ray_jobs/seeds.py; seed 0 is
 # `make reproduce`'s runs, same hashes, so a store filled by it is reused), then the report, whose tables
-# show mean and sd over the seeds. Measured in parts (6 Dec, Intel Xeon with AMX): seed 0 is `make reproduce`
-# (21 min 7 s, load 0.7-2.9); seeds 1-2 without the AutoAttack stages took 29 min 1 s (load 1.3-3.7, CI beside
-# it) and their 22 AutoAttack runs 14 min 45 s (load 0.4-2.4): about 65 minutes in all, measured in those three parts. An interrupted run resumes from store/.
+# show mean and sd over the seeds. Measured in parts (6-7 Dec, Intel Xeon with AMX): seed 0 is `make reproduce`
+# (86 runs, 23 min 20 s, load 0.4-2.7); seeds 1-2 without the AutoAttack and rule stages took 29 min 1 s (load
+# 1.3-3.7, CI beside it) and their 22 AutoAttack runs 14 min 45 s (load 0.4-2.4); the rule and Fashion
+# AutoAttack stages of seeds 1-2 add about 5 min (303 CPU-s per seed): about 70 minutes in all, not timed end
+# to end. An interrupted run resumes from store/.
 # Then the single-seed paper-grade runs of issue 12, reported into figures/out/single-seed/: the ResNet-18
 # source's D_rand / D_det build and its students (cifar-resnet18.toml; build ~59 min at the measured
 # 2-thread rate, the rest measured in README) and the equal-cost Madry / TRADES / MART budget study
