@@ -224,8 +224,9 @@ def parse_spec(data: dict[str, Any], *, name: str = "spec", path: Path | None = 
         stages.append(_parse_stage(stage_name, raw, [s.name for s in stages]))
     description = str(header.get("description", ""))
     if scale is not None or overrides:
-        shrunk = ([f"scale {scale}"] if scale else []) + [f"--set {o.text()}" for o in overrides]
-        description += f" [miniature: {', '.join(shrunk)}]"
+        # not "miniature": a scale may also enlarge a spec (tsipras --scale smallcnn) or swap its attacks
+        changes = ([f"scale {scale}"] if scale else []) + [f"--set {o.text()}" for o in overrides]
+        description += f" [changed by {', '.join(changes)}]"
     return Spec(
         name=str(header.get("name", name)),
         description=description,

@@ -26,6 +26,6 @@ def test_goodfellow_paper_miniature_runs_and_renders(tmp_path, data_root):
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr[-3000:]
     text = (out / "REPORT.md").read_text()
-    assert "## Spec `goodfellow-paper`" in text and "[miniature: scale smoke]" in text
+    assert "## Spec `goodfellow-paper`" in text and "[changed by scale smoke]" in text
     assert "--scale smoke" in text and "Total missing runs: 0." in text
     assert any(p.suffix == ".png" for p in out.iterdir())  # Figure 2 / Figure 4 drawn from the miniature's runs

@@ -40,7 +40,7 @@ def test_paper_smoke_scale_validates_and_keeps_the_stage_graph(name):
     assert all(r.num_gpus == 0 for r in mini_runs)  # runs on a GPU-less machine without --allow-cpu
     trains = [r for r in mini_runs if "epochs" in r.config]
     assert trains and all(r.config["epochs"] == 1 for r in trains)
-    assert "[miniature: scale smoke]" in mini.description
+    assert "[changed by scale smoke]" in mini.description
 
 
 def test_a_scale_table_leaves_the_full_specs_hashes_alone(tmp_path):
@@ -106,7 +106,7 @@ def test_a_typo_fails_schema_validation_before_anything_runs(tmp_path, capsys):
 
 
 def test_unknown_scale_and_bad_scale_table_fail(tmp_path, capsys):
-    assert cli.main(["run", "laptop", "--dry-run", "--store", str(tmp_path / "s"), "--scale", "smoke"]) == 2
+    assert cli.main(["run", "mart", "--dry-run", "--store", str(tmp_path / "s"), "--scale", "smoke"]) == 2
     assert "no [scale.smoke] table; scales: none" in capsys.readouterr().err
     with pytest.raises(SpecError, match="no stage 'trian'"):  # a typo in an unused scale fails the full spec too
         parse_spec({**TWO, "scale": {"smoke": {"trian": {"epochs": 1}}}})
