@@ -91,6 +91,13 @@ def test_size(entries: list[Entry]) -> int:
     return min((int(e.metrics.get("n", 0)) for e in entries if e.metrics is not None), default=0)
 
 
+def test_sizes(entries: list[Entry]) -> dict[str, int]:
+    """:func:`test_size` per dataset: each dataset's verdicts use its own test-set size (MNIST's 1,000 images
+    must not get the margin of the CIFAR subset's 500)."""
+    datasets = sorted({_dataset(e) for e in entries if e.metrics is not None})
+    return {ds: test_size([e for e in entries if _dataset(e) == ds]) for ds in datasets}
+
+
 # ------------------------------------------------------------------------------------------- trade-off
 def _dataset(e: Entry) -> str:
     return str((e.metrics or {}).get("dataset", e.dataset))
@@ -142,8 +149,9 @@ def tradeoff_verdicts(points: dict[tuple[str, str], dict[str, Any]], n_test: int
 @register_renderer("tsipras-tradeoff")
 def render_tradeoff(entries: list[Entry], out_dir: Path, stem: str, caption: str) -> list[str]:
     points = tradeoff_points(entries)
-    n_test = test_size(entries)
-    verdicts = tradeoff_verdicts(points, n_test)
+    n_test = test_sizes(entries)
+    verdicts = {key: v for ds, n in n_test.items()
+                for key, v in tradeoff_verdicts({k: p for k, p in points.items() if k[0] == ds}, n).items()}
     lines = ["### [TS] Standard vs robust accuracy over ε_train (the trade-off)", "",
              f"Paper: {CLAIMS['tradeoff']}", ""]
     if points:
@@ -157,8 +165,9 @@ def render_tradeoff(entries: list[Entry], out_dir: Path, stem: str, caption: str
                 continue
             lines.append(f"| {_dataset(e)} | {e.metrics['norm']} | {r.get('model')} | {eps_train(r):g} | {_pct(e.metrics['clean'])} | "
                          f"{_pct(e.metrics['worst_case'])} at {e.metrics['eps']:g} | `{e.run.hash}` |")
+        sizes = ", ".join(f"{n} ({ds})" for ds, n in n_test.items())
         lines += ["", f"Verdicts compare differences with two standard errors of a difference of two accuracies on "
-                      f"{n_test} test images (\"within noise\" when smaller).", "",
+                      f"{sizes} test images (\"within noise\" when smaller).", "",
                   "| dataset | norm | claim: standard acc falls as ε_train grows | never rises along our grid | "
                   "drop ε_train 0 → max (pp) | ±2 SE (pp) | claim: robust acc rises |", "|---|---|---|---|---|---|---|"]
         for (ds, norm), v in verdicts.items():
@@ -179,7 +188,7 @@ def render_tradeoff(entries: list[Entry], out_dir: Path, stem: str, caption: str
             ax.set_xlabel(r"$\varepsilon_{\mathrm{train}}$ " + (r"($\ell_\infty$)" if norm == "linf" else r"($\ell_2$)"))
             ax.set_ylabel("accuracy (%)")
             ax.set_ylim(0, 100)
-            ax.set_title(f"{ds}, {d['model']}, {norm}: trade-off, n = {n_test} test images", fontsize=8)
+            ax.set_title(f"{ds}, {d['model']}, {norm}: trade-off, n = {n_test[ds]} test images", fontsize=8)
             ax.legend(fontsize=7)
         fig.suptitle(r"[TS] claim: standard acc falls, robust acc rises with $\varepsilon_{\mathrm{train}}$", fontsize=9)
         fig.tight_layout()

@@ -119,6 +119,12 @@ def test_tradeoff_and_sample_verdicts_follow_the_numbers(tmp_path):
     assert any("MISSING `gone`" in ln for ln in lines) and (tmp_path / "exp-s.png").is_file()
     lines = rt.render_tradeoff(falls, tmp_path, "exp-t", "cap")
     assert (tmp_path / "exp-t.png").is_file() and any("| mnist | linf | yes | yes | 8.0 | 2.1 | yes |" in ln for ln in lines)
+    # Another dataset measured on fewer images keeps MNIST's margin at MNIST's own n (2.1 pp on 1,000 images).
+    small = eval_entry("y", "pgd", "linf", 0.2, 5000, 0.2, 0.5, 0.4)
+    small.metrics.update(dataset="cifar10-subset", n=100)
+    assert rt.test_sizes([*falls, small]) == {"cifar10-subset": 100, "mnist": 1000}
+    lines = rt.render_tradeoff([*falls, small], tmp_path, "exp-t2", "cap")
+    assert any("| mnist | linf | yes | yes | 8.0 | 2.1 | yes |" in ln for ln in lines)
 
 
 @pytest.mark.parametrize("spec", ["tsipras", "tsipras-paper"])
