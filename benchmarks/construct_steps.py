@@ -30,15 +30,17 @@ import torch
 
 from deep.construct.adversarial import perturb_batch
 from deep.construct.shards import read_provenance
+from deep.construct.source import load_source
 from deep.data import load_split
 from deep.data.constructed import read_shard
-from deep.models.external import load_model
 from deep.precision import cpu_model
 
 
 def failures(run: Path) -> tuple[dict, np.ndarray, np.ndarray, int]:
     """(provenance, source indices of the images whose target was missed, their targets, hits) of a build."""
     prov = read_provenance(run / "dataset")
+    if prov["kind"] not in ("rand", "det"):
+        raise ValueError(f"{run}: a {prov['kind']!r} build; target rates exist for 'rand' and 'det' builds only")
     shards = [read_shard(run / "dataset" / name) for name in prov["shards"]]
     hit = np.concatenate([s["target_hit"] for s in shards])
     index = np.concatenate([s["src_index"] for s in shards])
@@ -59,10 +61,11 @@ def attack_hits(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, params
 def measure(run: Path, steps: list[int], data_root: str | None) -> dict:
     prov, index, target, hits = failures(run)
     params, n = prov["params"], prov["n"]
-    source = prov["source_model"]
-    loaded = load_model(source["name"], num_classes=prov["num_classes"])
-    if loaded.weights_sha256 != source["weights_sha256"]:
-        raise ValueError(f"{run}: the source weights changed since the build ({loaded.weights_sha256})")
+    source = prov["source_model"]  # a run folder's record or a named model's (deep.construct.source)
+    loaded = load_source(source.get("run"), source.get("name"), "cpu")
+    for key in ("weights_sha256", "checkpoint_sha256"):
+        if source.get(key) != loaded.record.get(key):
+            raise ValueError(f"{run}: the source model changed since the build ({key} {loaded.record.get(key)})")
     split = load_split(prov["source_dataset"], prov["source_split"], first_n=prov.get("source_first_n"),
                        data_root=data_root)
     x, t = split.x[torch.from_numpy(index)], torch.from_numpy(target)
@@ -93,10 +96,18 @@ def markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _positive(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a number of PGD steps must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, action="append", required=True, help="a finished rand/det construct run folder")
-    p.add_argument("--steps", type=int, nargs="+", default=[30, 50, 100], help="step counts to measure (> built)")
+    p.add_argument("--steps", type=_positive, nargs="+", default=[30, 50, 100],
+                   help="step counts to measure (those not above the build's own are skipped)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-root", default=os.environ.get("ADVFEAT_DATA"))
     p.add_argument("--out", type=Path, required=True)

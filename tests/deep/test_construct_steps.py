@@ -34,3 +34,16 @@ def test_failures_reattacked_give_the_rate_of_a_longer_build(tmp_path, trained, 
     xf, tf = x[torch.from_numpy(index)], torch.from_numpy(target)
     assert construct_steps.attack_hits(model, xf, tf, params, short) == 0  # the replay reproduces the build
     assert hits + construct_steps.attack_hits(model, xf, tf, params, long_) == long_hits
+
+
+def test_bad_input_gets_a_one_line_error(tmp_path, trained, capsys):
+    build(tmp_path / "robust", "robust", trained, name="dataset", steps=2)
+    with pytest.raises(ValueError, match="'robust' build; target rates exist for 'rand' and 'det'"):
+        construct_steps.failures(tmp_path / "robust")
+    with pytest.raises(FileNotFoundError, match="constructed dataset directory not found"):
+        construct_steps.failures(tmp_path / "nothing-here")
+    for bad in ("0", "-3", "ten"):
+        with pytest.raises(SystemExit) as e:
+            construct_steps.main(["--run", str(tmp_path / "robust"), "--steps", bad, "--out", str(tmp_path / "o")])
+        assert e.value.code == 2
+        assert "a number of PGD steps must be a whole number >= 1" in capsys.readouterr().err
