@@ -50,8 +50,8 @@ reproduce: $(STAMP)
 # AutoAttack stages of seeds 1-2 add about 5 min (303 CPU-s per seed): about 70 minutes in all, not timed end
 # to end. An interrupted run resumes from store/.
 # Then the single-seed paper-grade runs of issue 12, reported into figures/out/single-seed/: the ResNet-18
-# source's D_rand / D_det build and its students (cifar-resnet18.toml; build ~59 min at the measured
-# 2-thread rate, the rest measured in README), the equal-cost Madry / TRADES / MART budget study
+# source's D_rand / D_det build and its students (cifar-resnet18.toml; 1 h 37 min on 7 Dec, build 55 min
+# of it), the equal-cost Madry / TRADES / MART budget study
 # (mart-budget.toml; 49.6 min), MNIST's Fig 2(b) with a source trained at the rule eps over seeds 0-2
 # (mnist-rule.toml; ~14 min, figures/out/mnist-rule/), then the Tsipras MNIST grids on SmallCNN (tsipras.toml --scale smallcnn, figures/out/tsipras-smallcnn/;
 # time in README).
