@@ -50,8 +50,8 @@ reproduce: $(STAMP)
 # AutoAttack stages of seeds 1-2 add about 5 min (303 CPU-s per seed): about 70 minutes in all, not timed end
 # to end. An interrupted run resumes from store/.
 # Then the single-seed paper-grade runs of issue 12, reported into figures/out/single-seed/: the ResNet-18
-# source's D_rand / D_det build and its students (cifar-resnet18.toml; 1 h 37 min on 7 Dec, build 55 min
-# of it), the equal-cost Madry / TRADES / MART budget study
+# source's D_rand / D_det build and its students (cifar-resnet18.toml; on 7 Dec 1 h 37 min with D_rand at 50
+# steps, then 57 min for D_rand at 100 steps and its students: ~2 h 34 min in all), the equal-cost Madry / TRADES / MART budget study
 # (mart-budget.toml; 49.6 min), MNIST's Fig 2(b) with a source trained at the rule eps over seeds 0-2
 # (mnist-rule.toml; ~14 min, figures/out/mnist-rule/), then the Tsipras MNIST grids on SmallCNN (tsipras.toml --scale smallcnn, figures/out/tsipras-smallcnn/;
 # time in README).
