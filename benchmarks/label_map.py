@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from deep.data import load_split
+from deep.evaluation.run import predict
 from deep.runfolder import load_run
 
 
@@ -35,12 +36,6 @@ def label_shares(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple
     same = (pred == y).double().mean().item()
     shifted = (pred == (y + 1) % num_classes).double().mean().item()
     return same, shifted
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for run in args.run:
         model, _ = load_run(run)
-        same, shifted = label_shares(predict(model, split.x), split.y, split.info.num_classes)
+        same, shifted = label_shares(predict(model, split.x)[0], split.y, split.info.num_classes)
         rows.append({"run": str(run), "n": len(split.y), "pred_y": same, "pred_y_plus_1": shifted})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "label_map.json").write_text(json.dumps({"dataset": args.dataset, "rows": rows}, indent=1))
