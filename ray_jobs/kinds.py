@@ -183,7 +183,7 @@ def train_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, c
     return train(Recipe.from_dict(cfg), run_dir, data_root=ctx.data_root, progress=False, on_epoch=on_epoch)
 
 
-EVAL_KEYS = {"dataset", "split", "subset", "first_n", "seed", "suite", "eps", "norm", "batch_size", "alpha",
+EVAL_KEYS = {"dataset", "split", "subset", "first_n", "offset", "seed", "suite", "eps", "norm", "batch_size", "alpha",
              "external_model"}
 MAX_BATCH = 1_000_000
 
@@ -191,7 +191,7 @@ MAX_BATCH = 1_000_000
 def eval_schema() -> S.Schema:
     return S.Schema({
         "dataset": S.Key(S.dataset()), "split": S.Key(S.split()), "subset": S.Key(S.integer(1)),
-        "first_n": S.Key(S.integer(1)), "seed": S.Key(S.integer(0)), "suite": S.Key(S.list_of(S.attack())),
+        "first_n": S.Key(S.integer(1)), "offset": S.Key(S.integer(0)), "seed": S.Key(S.integer(0)), "suite": S.Key(S.list_of(S.attack())),
         "eps": S.Key(S.eps(), required=True), "norm": S.Key(S.norm(), required=True),
         "batch_size": S.Key(S.integer(1, MAX_BATCH)), "alpha": S.Key(S.optional(S.number(0.0, open_lo=True))),
         "external_model": S.Key(S.text())})
@@ -213,16 +213,18 @@ def eval_kind(config: dict[str, Any], inputs: dict[str, Path], run_dir: Path, ct
     model, recipe = _eval_model(config, inputs)
     dataset = config.get("dataset", resolve_dataset(recipe.get("dataset"), ctx.store.root))
     split = load_split(dataset, config.get("split", "test"), data_root=ctx.data_root,
-                       subset=config.get("subset"), first_n=config.get("first_n"), seed=config.get("seed", 0))
+                       subset=config.get("subset"), first_n=config.get("first_n"), seed=config.get("seed", 0),
+                       offset=config.get("offset", 0))
     ctx.progress(phase="evaluate", n=len(split))
     if "eps" not in config or "norm" not in config:
         raise ValueError("kind 'eval' needs config keys 'eps' and 'norm'")
     # alpha: the step size of the suite's iterative attacks (default: each attack's own rule)
     result = evaluate(model, split, config.get("suite", ["pgd-20"]), eps=_eps(config["eps"]), norm=config["norm"],
                       batch_size=config.get("batch_size", 256), alpha=config.get("alpha"), seed=config.get("seed", 0),
-                      progress=False)
+                      progress=False, state_dir=run_dir / "attack-state")  # a retried run resumes AutoAttack
     attach_masking_checks(result, model, split, batch_size=config.get("batch_size", 256))  # as `deep eval` does
-    return {**result, "dataset": dataset, "split": config.get("split", "test"), "model_recipe": recipe}
+    return {**result, "dataset": dataset, "split": config.get("split", "test"), "offset": config.get("offset", 0),
+            "model_recipe": recipe}
 
 
 def _eval_model(config: dict[str, Any], inputs: dict[str, Path]) -> tuple[Any, dict[str, Any]]:

@@ -137,6 +137,9 @@ def add_attack_options(parser: argparse.ArgumentParser, *, checkpoint_required: 
     parser.add_argument("--split", default="test", choices=("train", "test"), help="which split to use (default: test)")
     parser.add_argument("--n", type=positive_int, default=None,
                         help="use only the first N examples of the split (default: all)")
+    parser.add_argument("--offset", type=nonneg_int, default=0,
+                        help="skip the first K examples (with --n: examples K .. K+N-1), to split one long "
+                             "evaluation into shards (default: 0)")
     parser.add_argument("--batch-size", type=positive_int, default=256, help="examples per attack batch (default: 256)")
     parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of the attacks' random starts (default: 0)")
     parser.add_argument("--out", required=True, help="output folder (metrics.json is written there)")
@@ -165,7 +168,7 @@ def load_model_and_split(args: argparse.Namespace, loader: Callable[[Any], tuple
     model, recipe = load_run(args.checkpoint, device=device) if loader is None else loader(device)
     dataset = args.dataset or recipe["dataset"]
     split = load_split(dataset, args.split, data_root=resolve_data_root(args.data_root), first_n=args.n,
-                       download=args.download and dataset in DOWNLOADABLE)
+                       offset=args.offset, download=args.download and dataset in DOWNLOADABLE)
     return model, split, recipe
 
 

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         result["checkpoint"] = str(args.checkpoint)
         result["dataset"] = args.dataset or recipe["dataset"]
         result["split"] = args.split
+        result["offset"] = args.offset  # the first example's index in the split (shards: --offset)
         if "model" in recipe:  # --model/--torchvision: the model's provenance
             result["model"] = recipe["model"]
         attach_masking_checks(result, model, split, batch_size=args.batch_size)

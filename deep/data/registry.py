@@ -151,11 +151,13 @@ def load_split(
     first_n: int | None = None,
     seed: int = 0,
     download: bool = False,
+    offset: int = 0,
 ) -> TensorSplit | imagenet.FolderSplit:
     """One split of a dataset as float32 NCHW images in [0, 1] and int64 labels.
 
     ``subset=k`` keeps k examples drawn at random with ``seed`` (in dataset order); ``first_n=k``
-    keeps the first k. ``restricted-imagenet`` returns a lazy :class:`FolderSplit` instead.
+    keeps the first k; ``offset=j`` skips the first j (with ``first_n``: examples j .. j+k-1).
+    ``restricted-imagenet`` returns a lazy :class:`FolderSplit` instead.
     """
     _check_split(split)
     kind, arg = _parse(name)
@@ -163,11 +165,11 @@ def load_split(
     root = resolve_data_root(data_root)
     if kind == "imagenet":
         folder = imagenet.open_restricted_imagenet(root, split, int(arg))
-        idx = select_indices(len(folder), subset=subset, first_n=first_n, seed=seed)
+        idx = select_indices(len(folder), subset=subset, first_n=first_n, seed=seed, offset=offset)
         return imagenet.FolderSplit(folder, idx, dataset_info(name))
     if kind == "dir":
         full = _constructed(name, Path(arg).expanduser(), split, root, download)
-        idx = select_indices(len(full), subset=subset, first_n=first_n, seed=seed)
+        idx = select_indices(len(full), subset=subset, first_n=first_n, seed=seed, offset=offset)
         if idx is None:
             return full
         if isinstance(full, imagenet.FolderSplit):
@@ -175,7 +177,7 @@ def load_split(
             return imagenet.FolderSplit(full.folder, base, full.info)
         return TensorSplit(full.x[idx], full.y[idx], full.info)
     x, y, info = _load_arrays(name, kind, arg, split, root, download)
-    idx = select_indices(int(x.shape[0]), subset=subset, first_n=first_n, seed=seed)
+    idx = select_indices(int(x.shape[0]), subset=subset, first_n=first_n, seed=seed, offset=offset)
     if idx is not None:  # select before converting: a 100-image subset of MNIST costs no 188 MB
         x, y = x[idx.numpy()], y[idx.numpy()]
     source = f"{name} {split}"

@@ -113,19 +113,27 @@ def labels_from_array(arr: np.ndarray, *, source: str) -> Tensor:
     return torch.tensor(arr, dtype=torch.int64)
 
 
-def select_indices(n: int, *, subset: int | None, first_n: int | None, seed: int) -> Tensor | None:
-    """Indices for ``subset=k`` (k drawn at random with ``seed``) or ``first_n=k``; None keeps all."""
+def select_indices(n: int, *, subset: int | None, first_n: int | None, seed: int, offset: int = 0) -> Tensor | None:
+    """Indices for ``subset=k`` (k drawn at random with ``seed``) or ``first_n=k``; None keeps all.
+
+    ``offset=j`` skips the first j examples: with ``first_n=k`` the examples j .. j+k-1, alone j .. n-1.
+    It lets one long evaluation run as disjoint shards (ray_jobs/specs/mnist-pgd-at.toml)."""
     if subset is not None and first_n is not None:
         raise ValueError("give at most one of subset and first_n")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < n:
+        raise ValueError(f"offset must be an integer in [0, {n - 1}] (the split has {n} examples), got {offset!r}")
+    if offset and subset is not None:
+        raise ValueError("offset works with first_n (a range of examples), not with subset (a random draw)")
     for label, k in (("subset", subset), ("first_n", first_n)):
         if k is None:
             continue
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k > n:
-            raise ValueError(f"{label} must be an integer in [1, {n}] (the split's size), got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k > n - offset:
+            raise ValueError(f"{label} must be an integer in [1, {n - offset}] (the split's size {n}"
+                             f"{f' less offset {offset}' if offset else ''}), got {k!r}")
     if first_n is not None:
-        return torch.arange(first_n)
+        return torch.arange(offset, offset + first_n)
     if subset is not None:
         g = torch.Generator().manual_seed(int(seed))
         # sorted so the subset keeps the dataset's order (reproducible and easy to inspect)
         return torch.randperm(n, generator=g)[:subset].sort().values
-    return None
+    return torch.arange(offset, n) if offset else None

@@ -196,3 +196,25 @@ def test_real_ctrl_c_says_what_was_saved(tiny: str, tmp_path: Path) -> None:
     assert err.strip() == (f"python -m deep: interrupted (Ctrl-C); {out}/checkpoint.pt holds the last finished "
                            "epoch; rerun the same command to resume")
     assert (out / "checkpoint.pt").is_file()
+
+
+def test_eval_offset_shards_match_the_whole(tiny: str, tmp_path: Path, capsys) -> None:
+    """`deep eval --offset K --n N` evaluates examples K..K+N-1: two shards give the whole run's FGSM results."""
+    from deep.evaluation import EvalResult
+    from deep.evaluation.shards import concatenate
+
+    run = tmp_path / "run"
+    assert main(_train_args(tiny, run)) == 0
+    common = ["eval", "--checkpoint", str(run), "--attacks", "fgsm", "--eps", "0.1", "--no-progress"]
+    assert main([*common, "--n", "30", "--out", str(tmp_path / "whole")]) == 0
+    assert main([*common, "--n", "12", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--n", "18", "--offset", "12", "--out", str(tmp_path / "b")]) == 0
+    whole, a, b = (EvalResult.load(tmp_path / name / "metrics.json") for name in ("whole", "a", "b"))
+    assert b.n == 18 and b.extra["offset"] == 12 and a.extra["offset"] == 0
+    merged = concatenate([a, b])
+    assert all((merged.correct[k] == whole.correct[k]).all() for k in whole.correct)
+    capsys.readouterr()
+    assert main([*common, "--offset", "-1", "--out", str(tmp_path / "c")]) == 2
+    assert "--offset: expected an integer >= 0, got -1" in capsys.readouterr().err
+    assert main([*common, "--offset", "48", "--out", str(tmp_path / "d")]) == 2  # the split has 48 examples
+    assert "offset must be an integer in [0, 47]" in capsys.readouterr().err

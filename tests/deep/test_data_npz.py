@@ -113,6 +113,25 @@ def test_subset_bounds_inclusive(tmp_path):
     assert len(load_split(name, "train", first_n=1)) == 1
 
 
+def test_offset_selects_disjoint_shards_that_cover_the_split(tmp_path):
+    write_npz(tmp_path / "d.npz")
+    name = f"npz:{tmp_path / 'd.npz'}"
+    full = load_split(name, "train")
+    shards = [load_split(name, "train", first_n=5, offset=j) for j in (0, 5, 10, 15)]
+    assert torch.equal(torch.cat([s.x for s in shards]), full.x) and torch.equal(torch.cat([s.y for s in shards]), full.y)
+    assert torch.equal(load_split(name, "train", offset=17).x, full.x[17:])  # alone: the rest of the split
+    assert torch.equal(load_split(name, "train", offset=0).x, full.x)
+
+
+@pytest.mark.parametrize("kw, match", [({"offset": -1}, "offset must be"), ({"offset": 20}, "offset must be"),
+                                       ({"offset": True}, "offset must be"), ({"offset": 18, "first_n": 3}, "first_n"),
+                                       ({"offset": 2, "subset": 3}, "not with subset")])
+def test_offset_validation(tmp_path, kw, match):
+    write_npz(tmp_path / "d.npz")
+    with pytest.raises(ValueError, match=match):
+        load_split(f"npz:{tmp_path / 'd.npz'}", "train", **kw)
+
+
 # ---------------------------------------------------------------- constructed-dataset directories
 def write_constructed(root: Path, source: str, shards: list[tuple[np.ndarray, np.ndarray]], **prov) -> Path:
     (root / "shards").mkdir(parents=True)

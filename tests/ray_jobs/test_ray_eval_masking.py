@@ -55,3 +55,18 @@ def test_eval_kind_numbers_are_those_of_evaluate(trained, tmp_path):
     assert {k: m[k] for k in NUMBERS} == {k: plain[k] for k in NUMBERS}
     assert m["flags"] == plain.flags + [f"masking {c['check']}: {c['detail']}" for c in m["masking_checks"]
                                         if not c["passed"]]
+
+
+def test_eval_kind_offset_evaluates_that_range(trained, tmp_path):
+    """config ``offset`` + ``first_n``: the examples offset .. offset+first_n-1, recorded in the result."""
+    import numpy as np
+
+    data, run, ctx = trained
+    cfg = {"eps": 0.1, "norm": "linf", "suite": ["fgsm"]}
+    whole = eval_kind(cfg, {"model": run}, tmp_path / "whole", ctx)
+    part = eval_kind({**cfg, "first_n": 10, "offset": 5}, {"model": run}, tmp_path / "part", ctx)
+    assert part["n"] == 10 and part["offset"] == 5 and whole["offset"] == 0
+    from deep.evaluation import EvalResult
+
+    w, p = EvalResult.from_dict(whole), EvalResult.from_dict(part)  # the kind returns the JSON form
+    assert all(np.array_equal(p.correct[k], w.correct[k][5:15]) for k in w.correct)

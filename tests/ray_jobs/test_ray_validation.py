@@ -44,6 +44,7 @@ BAD = [  # (train config, eval config, stage, expected fragment)
     (TRAIN, {**EVAL, "dataset": "mnsit"}, "ev", "key 'dataset' = 'mnsit': expected a known dataset"),
     (TRAIN, {**EVAL, "batch_size": "256"}, "ev", "key 'batch_size' = '256': expected an integer in [1, 1000000]"),
     (TRAIN, {**EVAL, "first_n": 0}, "ev", "key 'first_n' = 0"),
+    (TRAIN, {**EVAL, "offset": -5}, "ev", "key 'offset' = -5"),
     (TRAIN, {"suite": ["fgsm"], "norm": "linf"}, "ev", "missing required key 'eps'"),
     ({**TRAIN, "method": "pgdd"}, EVAL, "train", "method"),
 ]
