@@ -8,6 +8,8 @@ tag their runs ``report = { rows = ["aa-check:ROW"] }``. Known row keys (any oth
 | ``std-D`` / ``adv-D``                     | [IL] standard / adversarial training on D    |
 | ``std-DR`` / ``std-DNR``                  | [IL] standard training on D̂_R / D̂_NR        |
 | ``mart-pgd`` / ``mart-trades`` / ``mart-mart`` | [MART] Table 2: Standard AT, TRADES, MART |
+| ``gf-mlp-adv``                            | [GF] FGSM adversarial training (MLP)          |
+| ``ts-linf-E`` / ``ts-l2-E``               | [TS] PGD adversarial training at ε_train E   |
 
 One table per spec, rows by dataset then the order above; runs that differ only in seed are one row,
 mean ± sd (figures/aggregate.py). The AA and PGD numbers and the warnings come from figures/robust.py.
@@ -29,7 +31,8 @@ from figures.robust import aa_accuracy, aa_exact, aa_gap, aa_suite, pgd_accuracy
 ROW_LABELS: dict[str, str] = {
     "std-D": "standard training on D", "adv-D": "adversarial training on D",
     "std-DR": "standard training on D̂_R", "std-DNR": "standard training on D̂_NR",
-    "mart-pgd": "[MART] Standard AT (Madry)", "mart-trades": "TRADES", "mart-mart": "MART"}
+    "mart-pgd": "[MART] Standard AT (Madry)", "mart-trades": "TRADES", "mart-mart": "MART",
+    "gf-mlp-adv": "[GF] FGSM adversarial training (MLP, α = 0.5)"}
 ROW_ORDER: tuple[str, ...] = tuple(ROW_LABELS)
 
 
@@ -49,6 +52,9 @@ _NORMS = {"linf": "ℓ∞", "l2": "ℓ2"}
 
 
 def label(row: str) -> str:
+    if row.startswith("ts-") and "-" in row[3:]:  # ts-linf-0.1: one row per eps_train of the Tsipras grid
+        norm, _, eps = row[3:].partition("-")
+        return f"[TS] adversarial training, {_NORMS.get(norm, norm)} ε_train = {eps}"
     return ROW_LABELS.get(row, row)
 
 

@@ -127,3 +127,16 @@ def test_a_table_mixing_pgd_attacks_names_each_rows_pgd(tmp_path: Path):
     assert f"| MART | mnist | ℓ∞ ε = 0.3 | 10 | 90.0 | 70.0 (PGD-20) | 60.0 | +10.0 | `{h['mart-mart', None]}` |" in lines
     assert lines[-1] == ("- mnist, ℓ∞ ε = 0.3: MART vs Standard AT under PGD: +10.0 pp; under AutoAttack: +10.0 pp "
                          "(same ordering; attacks differ: PGD-20 vs PGD-10, AA-standard vs APGD-CE+T)")
+
+
+def test_goodfellow_and_tsipras_rows_are_labelled():
+    from figures.report_aacheck import label
+
+    assert label("gf-mlp-adv") == "[GF] FGSM adversarial training (MLP, α = 0.5)"
+    assert label("ts-linf-0.15") == "[TS] adversarial training, ℓ∞ ε_train = 0.15"
+    assert label("ts-l2-2") == "[TS] adversarial training, ℓ2 ε_train = 2"
+    assert label("something-else") == "something-else"  # unknown rows are shown as they are
+    for stem, stage in (("goodfellow", "aa_check"), ("tsipras", "aa_tradeoff")):
+        runs = [r for r in expand(load_spec(SPEC_DIR / f"{stem}.toml")) if r.stage == stage]
+        assert runs and all(not label(_fill(r.report["rows"][0], r).partition(":")[2]).startswith(("gf-", "ts-"))
+                            for r in runs)
