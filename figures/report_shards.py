@@ -34,11 +34,28 @@ def _planned(shards: list[Entry]) -> int | None:
     return total
 
 
-def _merge(shards: list[Entry]) -> Any:
+def _overlap(shards: list[Entry]) -> str | None:
+    """Where two finished shards share images ("offsets 0 and 250"), else None: joining them would count
+    those images twice."""
+    spans = sorted((_offset(e), _offset(e) + e.metrics.n) for e in shards if e.metrics is not None)
+    for (a0, a1), (b0, _) in zip(spans, spans[1:]):
+        if b0 < a1:
+            return f"offsets {a0} and {b0}"
+    return None
+
+
+def _join(shards: list[Entry]) -> tuple[Any, str | None]:
+    """(the finished shards joined in image order, or None; why they cannot be joined, or None)."""
     from deep.evaluation.shards import concatenate  # late: the report's import stays free of torch
 
+    where = _overlap(shards)
+    if where is not None:
+        return None, f"shards overlap: {where}"
     done = [e.metrics for e in sorted(shards, key=_offset) if e.metrics is not None]
-    return concatenate(done) if done else None
+    try:
+        return (concatenate(done) if done else None), None
+    except ValueError as err:  # shards of different suites, ε, ... : shown, never averaged
+        return None, str(err)
 
 
 def _coverage(shards: list[Entry], merged: Any) -> str:
@@ -53,9 +70,11 @@ def _coverage(shards: list[Entry], merged: Any) -> str:
 @register_renderer("shards")
 def render_shards(entries: list[Entry], out_dir: Path, stem: str, caption: str) -> list[str]:
     rows: dict[str, list[Entry]] = {}
-    for e in entries:
-        rows.setdefault(e.row, []).append(e)
-    merged = {row: _merge(shards) for row, shards in rows.items()}
+    for e in entries:  # a seed axis (``--seeds``) makes one evaluation per seed, each its own row
+        seed = e.run.axes.get("seed")
+        rows.setdefault(e.row if seed is None else f"{e.row} (seed {seed})", []).append(e)
+    joined = {row: _join(shards) for row, shards in rows.items()}
+    merged = {row: m for row, (m, _) in joined.items()}
     attacks = list(dict.fromkeys(a for m in merged.values() if m is not None for a in m.attacks))
     lines = ["### Evaluations in shards (accuracy %, over the images done)", "", caption, "",
              "| " + " | ".join(["row", "images done", "clean", *attacks, "worst case", "attack seconds"]) + " |",
@@ -65,6 +84,9 @@ def render_shards(entries: list[Entry], out_dir: Path, stem: str, caption: str) 
         cells = ["—"] * (len(attacks) + 3) if m is None else [
             pct(m.clean), *(pct(m.attacks[a]) if a in m.attacks else "—" for a in attacks), pct(m.worst_case),
             f"{sum(m.seconds.values()):,.0f}"]
+        problem = joined[row][1]
+        if problem is not None:
+            cells = [f"INVALID ({problem})"] + [""] * (len(attacks) + 2)
         lines.append(f"| {row} | {_coverage(shards, m)} | " + " | ".join(cells) + " |")
     gaps = [(row, aa_gap(m)) for row, m in merged.items() if m is not None and aa_gap(m) is not None]
     if gaps:

@@ -74,3 +74,17 @@ def test_shipped_spec_shards_cover_the_test_set_once() -> None:
     ranges = sorted((r.config["offset"], r.config["offset"] + r.config["first_n"]) for r in runs)
     assert ranges[0][0] == 0 and ranges[-1][1] == 10_000
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))  # contiguous, no overlap
+
+
+def test_overlapping_or_unlike_shards_are_invalid_rows_not_a_crash(tmp_path: Path) -> None:
+    load_plugins()
+    runs = [r for r in expand(parse_spec({"stages": STAGES})) if r.stage == "aa"]
+    a = _result([1, 1, 1, 0], [1, 1, 0, 0], [1, 0, 0, 0])
+    wide = _result([1] * 6, [1] * 6, [1] * 6)  # 6 images from offset 0 reach into the shard at offset 4
+    entries = [Entry("shards", "x", "mnist", runs[0], "done", wide), Entry("shards", "x", "mnist", runs[1], "done", a)]
+    lines = RENDERERS["shards"](entries, tmp_path, "s", "c")
+    assert any(ln.startswith("| x | 0 of 8 (2/2 shards) | INVALID (shards overlap: offsets 0 and 4) |") for ln in lines)
+    other = _result([1, 1, 1, 1], [1, 1, 1, 0])  # no apgd-ce: another suite
+    entries = [Entry("shards", "y", "mnist", runs[0], "done", a), Entry("shards", "y", "mnist", runs[1], "done", other)]
+    lines = RENDERERS["shards"](entries, tmp_path, "s", "c")
+    assert any("INVALID (shard 1 ran attacks ['pgd-20']" in ln for ln in lines)
