@@ -18,7 +18,9 @@ where ``deep.precision.native_bf16`` finds native bf16.
 
 Output: ``--out``/attacks.json and ``--out``/attacks.md (also printed). JSON keys: ``model``, ``batch``,
 ``steps``, ``eps``, ``alpha``, ``check_eps``, ``random_start``, ``clean_accuracy``, ``machine`` (``cpu``,
-``flags``: the bf16/AMX/AVX flags present, ``cpu_capability``, ``threads``, ``native_bf16``),
+``flags``: the bf16/AMX/AVX flags present, ``cpu_capability``, ``kernels`` (that level plus any
+``ATEN_CPU_CAPABILITY`` / ``ONEDNN_MAX_CPU_ISA`` cap), ``threads``, ``native_bf16``, ``auto_precision``: what
+``bf16 = auto`` picks here),
 ``load_before`` / ``load_after`` (os.getloadavg), ``torch``, ``torchattacks``, and ``results``: per variant
 ``seconds``, ``images_per_s``, ``ratio_vs_torchattacks`` (each also ``*_check_eps``: timed at the check ε
 too), ``success`` / ``success_check_eps`` (fraction
@@ -44,7 +46,7 @@ from torch import Tensor, nn
 
 from deep.attacks import PGD
 from deep.dataroot import resolve_data_root
-from deep.precision import NATIVE_CPU_FLAGS, cpu_flags, cpu_model, native_bf16
+from deep.precision import NATIVE_CPU_FLAGS, cpu_flags, cpu_model, kernel_level, native_bf16, resolve_bf16
 
 
 class SmallCNN(nn.Module):
@@ -135,7 +137,9 @@ def machine() -> dict[str, Any]:
     flags = cpu_flags()
     shown = [f for f in ("avx2", "avx512f", *NATIVE_CPU_FLAGS, "amx_tile", "amx_int8") if f in flags]
     return {"cpu": cpu_model(), "flags": shown, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads(), "native_bf16": native_bf16(torch.device("cpu"))}
+            "kernels": kernel_level(), "threads": torch.get_num_threads(),
+            "native_bf16": native_bf16(torch.device("cpu")),
+            "auto_precision": "bf16" if resolve_bf16(None, torch.device("cpu")) else "fp32"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -223,7 +227,7 @@ def markdown(out: dict) -> str:
     lines = [f"# PGD-{out['steps']} ℓ∞ (ε = {out['eps']}, α = {out['alpha']}) on {out['batch']} MNIST test images",
              "", f"- model: {out['model']}; clean accuracy {out['clean_accuracy']:.4f}",
              f"- CPU: {m['cpu']}; flags {', '.join(m['flags']) or 'none of interest'}; torch kernels "
-             f"{m['cpu_capability']}; native bf16: {m['native_bf16']}",
+             f"{m['kernels']}; native bf16 flags: {m['native_bf16']}; `bf16 = auto` picks {m['auto_precision']}",
              f"- {m['threads']} torch threads; load average {out['load_before']} before, {out['load_after']} after",
              f"- torch {out['torch']}, torchattacks {out['torchattacks']}, random start {out['random_start']}", "",
              f"| variant | images/s @ ε={out['eps']} | vs torchattacks | success @ ε={out['eps']} "

@@ -5,7 +5,9 @@ bf16 autocast speed depends on the processor: on a CPU with native bf16 (``avx51
 code was 7.6x slower for a training step and 14x slower for PGD-5 (cifar-cnn, 128 images, one
 thread; ../shared/docs/MEASURED.md). So "auto" uses bf16 only where the hardware has it natively
 AND a measurement on this machine shows it faster; the measurement is taken once per machine, torch
-version and thread count and cached in ``~/.cache/advfeat/precision.json`` (``$ADVFEAT_CACHE``).
+version, thread count and kernel level and cached in ``~/.cache/advfeat/precision.json`` (``$ADVFEAT_CACHE``).
+The kernel level is part of the key because ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA`` change which
+kernels run on the same CPU: capped at AVX2 on an AMX Xeon, bf16 measured 0.07x fp32 (7 Dec), as on the AVX2 EPYC.
 
 ``resolve_bf16(True|False, device)`` returns the explicit choice unchanged: the override.
 """
@@ -92,10 +94,19 @@ def _cache_path() -> Path:
     return Path(root) / "precision.json"
 
 
+ISA_CAP_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def kernel_level() -> str:
+    """torch's CPU kernel level and any ISA cap set in the environment, e.g. "AVX2 ONEDNN_MAX_CPU_ISA=AVX2"."""
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAP_VARIABLES if os.environ.get(name)]
+    return " ".join([torch.backends.cpu.get_cpu_capability(), *caps])
+
+
 def _machine_key(device: torch.device) -> str:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     ident = f"{device.type}|{name}|{sorted(cpu_flags() & set(NATIVE_CPU_FLAGS))}|{torch.__version__}|" \
-            f"{torch.get_num_threads()}"
+            f"{torch.get_num_threads()}|{kernel_level() if device.type == 'cpu' else ''}"
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
@@ -113,7 +124,7 @@ def cached_speedup(device: torch.device) -> float:
         return float(entry["speedup"])
     speedup = measure_speedup(device)
     cache[key] = {"speedup": speedup, "device": device.type, "cpu": cpu_model(), "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                  "threads": torch.get_num_threads(), "kernels": kernel_level(), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         write_json(path, cache)
     except OSError as err:  # a read-only home must not stop a run: the choice is just not remembered

@@ -49,6 +49,21 @@ def test_corrupt_cache_is_measured_again(monkeypatch, cache):
     assert precision.cached_speedup(CPU) == 2.0
 
 
+def test_a_kernel_cap_is_measured_apart(monkeypatch, cache):
+    # ONEDNN_MAX_CPU_ISA=AVX2 on an AMX CPU made bf16 14x slower: the AMX measurement must not be reused.
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
+    for name in precision.ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(precision, "measure_speedup", lambda d: 3.0)
+    assert precision.resolve_bf16(None, CPU) is True
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr(precision, "measure_speedup", lambda d: 0.07)
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in precision.kernel_level()
+    assert precision.resolve_bf16(None, CPU) is False
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert precision.resolve_bf16(None, CPU) is True, "the uncapped entry is kept"
+
+
 def test_real_measurement_returns_a_positive_ratio():
     assert precision.measure_speedup(CPU) > 0
 
