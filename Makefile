@@ -56,7 +56,7 @@ reproduce: $(STAMP)
 # (mnist-rule.toml; ~14 min, figures/out/mnist-rule/), then the Tsipras MNIST grids on SmallCNN (tsipras.toml --scale smallcnn, figures/out/tsipras-smallcnn/;
 # time in README), and last the README's MNIST PGD-AT model with aa-standard on all 10,000 test images in 20
 # shards (mnist-pgd-at.toml, figures/out/mnist-pgd-at/; 7 Dec: training 20 min, full evaluation 9 min, each
-# pair of 500-image shards ~22 min, so ~4 h in all, the longest part of this target).
+# pair of 500-image shards 16-23 min, the 20 shards ~3 h 10 min, so ~3 h 40 min in all, the longest part of this target).
 reproduce-full: $(STAMP)
 	$(PY) -m theory all
 	$(PY) -m figures theory
