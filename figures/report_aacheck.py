@@ -8,6 +8,7 @@ tag their runs ``report = { rows = ["aa-check:ROW"] }``. Known row keys (any oth
 | ``std-D`` / ``adv-D``                     | [IL] standard / adversarial training on D    |
 | ``std-DR`` / ``std-DNR``                  | [IL] standard training on D̂_R / D̂_NR        |
 | ``mart-pgd`` / ``mart-trades`` / ``mart-mart`` | [MART] Table 2: Standard AT, TRADES, MART |
+| ``mart-mart-no-weight`` ... ``mart-mart-unlabeled`` | [MART] loss ablations, λ / β, S⁻ / S⁺, pseudo-labels |
 | ``gf-mlp-adv``                            | [GF] FGSM adversarial training (MLP)          |
 | ``ts-linf-E`` / ``ts-l2-E``               | [TS] PGD adversarial training at ε_train E   |
 
@@ -32,6 +33,11 @@ ROW_LABELS: dict[str, str] = {
     "std-D": "standard training on D", "adv-D": "adversarial training on D",
     "std-DR": "standard training on D̂_R", "std-DNR": "standard training on D̂_NR",
     "mart-pgd": "[MART] Standard AT (Madry)", "mart-trades": "TRADES", "mart-mart": "MART",
+    "mart-mart-no-weight": "MART without the (1 − p) weight", "mart-mart-no-kl": "MART without the KL term",
+    "mart-mart-ce": "MART with CE in place of BCE", "mart-mart-lam-1": "MART λ 1", "mart-mart-lam-20": "MART λ 20",
+    "mart-trades-beta-5": "TRADES β 5", "mart-trades-beta-20": "TRADES β 20",
+    "mart-pgd-perturb-correct": "Standard AT, S⁻ left natural", "mart-pgd-perturb-misclassified":
+    "Standard AT, S⁺ left natural", "mart-mart-unlabeled": "MART + 1,500 pseudo-labeled images",
     "gf-mlp-adv": "[GF] FGSM adversarial training (MLP, α = 0.5)"}
 ROW_ORDER: tuple[str, ...] = tuple(ROW_LABELS)
 

@@ -129,14 +129,16 @@ def test_a_table_mixing_pgd_attacks_names_each_rows_pgd(tmp_path: Path):
                          "(same ordering; attacks differ: PGD-20 vs PGD-10, AA-standard vs APGD-CE+T)")
 
 
-def test_goodfellow_and_tsipras_rows_are_labelled():
+def test_goodfellow_tsipras_and_mart_rows_are_labelled():
     from figures.report_aacheck import label
 
     assert label("gf-mlp-adv") == "[GF] FGSM adversarial training (MLP, α = 0.5)"
+    assert label("mart-pgd-perturb-correct") == "Standard AT, S⁻ left natural"
     assert label("ts-linf-0.15") == "[TS] adversarial training, ℓ∞ ε_train = 0.15"
     assert label("ts-l2-2") == "[TS] adversarial training, ℓ2 ε_train = 2"
     assert label("something-else") == "something-else"  # unknown rows are shown as they are
-    for stem, stage in (("goodfellow", "aa_check"), ("tsipras", "aa_tradeoff")):
+    for stem, stage in (("goodfellow", "aa_check"), ("tsipras", "aa_tradeoff"), ("mart", "aa_variants"),
+                        ("mart", "aa_unlabeled")):
         runs = [r for r in expand(load_spec(SPEC_DIR / f"{stem}.toml")) if r.stage == stage]
-        assert runs and all(not label(_fill(r.report["rows"][0], r).partition(":")[2]).startswith(("gf-", "ts-"))
-                            for r in runs)
+        keys = [_fill(r.report["rows"][0], r).partition(":")[2] for r in runs]
+        assert keys and all(label(key) != key for key in keys), keys
