@@ -11,6 +11,7 @@ tag their runs ``report = { rows = ["aa-check:ROW"] }``. Known row keys (any oth
 | ``mart-mart-no-weight`` ... ``mart-mart-unlabeled`` | [MART] loss ablations, λ / β, S⁻ / S⁺, pseudo-labels |
 | ``gf-mlp-adv``                            | [GF] FGSM adversarial training (MLP)          |
 | ``ts-linf-E`` / ``ts-l2-E``               | [TS] PGD adversarial training at ε_train E   |
+| ``tsc-std`` / ``tsc-l2-0.5``              | [TS] the CIFAR-subset models of the pictures |
 
 One table per spec, rows by dataset then the order above; runs that differ only in seed are one row,
 mean ± sd (figures/aggregate.py). The AA and PGD numbers and the warnings come from figures/robust.py.
@@ -38,6 +39,8 @@ ROW_LABELS: dict[str, str] = {
     "mart-trades-beta-5": "TRADES β 5", "mart-trades-beta-20": "TRADES β 20",
     "mart-pgd-perturb-correct": "Standard AT, S⁻ left natural", "mart-pgd-perturb-misclassified":
     "Standard AT, S⁺ left natural", "mart-mart-unlabeled": "MART + 1,500 pseudo-labeled images",
+    "tsc-std": "[TS] standard training (cifar-cnn)",
+    "tsc-l2-0.5": "[TS] adversarial training, ℓ2 ε_train = 0.5 (cifar-cnn)",
     "gf-mlp-adv": "[GF] FGSM adversarial training (MLP, α = 0.5)"}
 ROW_ORDER: tuple[str, ...] = tuple(ROW_LABELS)
 
