@@ -5,9 +5,10 @@ bf16 autocast speed depends on the processor: on a CPU with native bf16 (``avx51
 code was 7.6x slower for a training step and 14x slower for PGD-5 (cifar-cnn, 128 images, one
 thread; ../shared/docs/MEASURED.md). So "auto" uses bf16 only where the hardware has it natively
 AND a measurement on this machine shows it faster; the measurement is taken once per machine, torch
-version, thread count and kernel level and cached in ``~/.cache/advfeat/precision.json`` (``$ADVFEAT_CACHE``).
-The kernel level is part of the key because ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA`` change which
-kernels run on the same CPU: capped at AVX2 on an AMX Xeon, bf16 measured 0.07x fp32 (7 Dec), as on the AVX2 EPYC.
+version, thread count and kernel level and cached in ``~/.cache/advfeat/precision.json``
+(``$ADVFEAT_CACHE``). The kernel level is in the key because ``ATEN_CPU_CAPABILITY`` and
+``ONEDNN_MAX_CPU_ISA`` change which kernels run on the same CPU: capped at AVX2 on an AMX Xeon, bf16
+measured 0.07x fp32 (7 Dec), as on the AVX2-only EPYC.
 
 ``resolve_bf16(True|False, device)`` returns the explicit choice unchanged: the override.
 """
@@ -124,7 +125,8 @@ def cached_speedup(device: torch.device) -> float:
         return float(entry["speedup"])
     speedup = measure_speedup(device)
     cache[key] = {"speedup": speedup, "device": device.type, "cpu": cpu_model(), "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "kernels": kernel_level(), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                  "threads": torch.get_num_threads(), "kernels": kernel_level(),
+                  "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         write_json(path, cache)
     except OSError as err:  # a read-only home must not stop a run: the choice is just not remembered

@@ -37,8 +37,9 @@ ROW_LABELS: dict[str, str] = {
     "mart-mart-no-weight": "MART without the (1 − p) weight", "mart-mart-no-kl": "MART without the KL term",
     "mart-mart-ce": "MART with CE in place of BCE", "mart-mart-lam-1": "MART λ 1", "mart-mart-lam-20": "MART λ 20",
     "mart-trades-beta-5": "TRADES β 5", "mart-trades-beta-20": "TRADES β 20",
-    "mart-pgd-perturb-correct": "Standard AT, S⁻ left natural", "mart-pgd-perturb-misclassified":
-    "Standard AT, S⁺ left natural", "mart-mart-unlabeled": "MART + 1,500 pseudo-labeled images",
+    "mart-pgd-perturb-correct": "Standard AT, S⁻ left natural",
+    "mart-pgd-perturb-misclassified": "Standard AT, S⁺ left natural",
+    "mart-mart-unlabeled": "MART + 1,500 pseudo-labeled images",
     "tsc-std": "[TS] standard training (cifar-cnn)",
     "tsc-l2-0.5": "[TS] adversarial training, ℓ2 ε_train = 0.5 (cifar-cnn)",
     "gf-mlp-adv": "[GF] FGSM adversarial training (MLP, α = 0.5)"}
