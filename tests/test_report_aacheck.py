@@ -138,7 +138,7 @@ def test_goodfellow_tsipras_and_mart_rows_are_labelled():
     assert label("ts-l2-2") == "[TS] adversarial training, ℓ2 ε_train = 2"
     assert label("something-else") == "something-else"  # unknown rows are shown as they are
     for stem, stage in (("goodfellow", "aa_check"), ("tsipras", "aa_tradeoff"), ("tsipras", "aa_cifar"),
-                        ("mart", "aa_variants"),
+                        ("mart", "aa_table2"),
                         ("mart", "aa_unlabeled")):
         runs = [r for r in expand(load_spec(SPEC_DIR / f"{stem}.toml")) if r.stage == stage]
         keys = [_fill(r.report["rows"][0], r).partition(":")[2] for r in runs]
