@@ -73,8 +73,8 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
 
     Why: an attack needs the input gradient only, but some backward kernels still compute the weight
     gradients whenever the weights require them. BatchNorm's does; the conv backward already skips them.
-    Measured by an interleaved A/B (fp32 PGD-10 of the CIFAR conv net, 1 thread, batch 128), the freeze
-    saves 5% with AVX2 kernels and 8% with AVX512; SmallCNN saves nothing measurable. AutoAttack's FAB
+    Measured by benchmarks/freeze.py (fp32 PGD-10 of the CIFAR conv net, 1 thread, batch 128), the freeze
+    saves 3.5-5% with AVX2 kernels and 8% with AVX512; SmallCNN saves under 1%. AutoAttack's FAB
     calls ``.backward()``, which otherwise computes every weight gradient and accumulates it in
     ``param.grad``. The input gradient is the same computation either way
     (tests/deep/test_attacks_frozen.py: bit for bit).
