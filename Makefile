@@ -33,22 +33,23 @@ test-multinode: $(STAMP)
 
 # The CPU-scale grid (ray_jobs/specs/laptop.toml) runs on an embedded 2-CPU Ray into store/ (done runs
 # are skipped, interrupted ones resume); the report is written even when some runs failed, listing
-# them as MISSING, and make then exits with the grid's status.
+# them as MISSING, and make then exits with the grid's status. The report is limited to `laptop`: the
+# cifar-resnet18, mart, mart-budget and mnist-rule specs share some of its run hashes, and without
+# --spec the report would list their sections too, nearly every run in them MISSING (pending).
 reproduce: $(STAMP)
 	$(PY) -m theory all
 	$(PY) -m figures theory
 	@status=0; $(PY) -m ray_jobs run laptop --num-cpus 2 --store store || status=$$?; \
-	$(PY) -m figures report --store store --out figures/out || exit $$?; \
+	$(PY) -m figures report --spec laptop --store store --out figures/out || exit $$?; \
 	echo "Report: $(abspath figures/out/REPORT.md) (theory and experiment figures in $(abspath figures/out)/)"; \
 	exit $$status
 
 # The error bars of issue 12: the same laptop grid over seeds 0, 1 and 2 (ray_jobs/seeds.py; seed 0 is
 # `make reproduce`'s runs, same hashes, so a store filled by it is reused), then the report, whose tables
-# show mean and sd over the seeds. Measured in parts (6-7 Dec, Intel Xeon with AMX): seed 0 is `make reproduce`
-# (86 runs, 23 min 20 s, load 0.4-2.7); seeds 1-2 without the AutoAttack and rule stages took 29 min 1 s (load
-# 1.3-3.7, CI beside it) and their 22 AutoAttack runs 14 min 45 s (load 0.4-2.4); the rule and Fashion
-# AutoAttack stages of seeds 1-2 add about 5 min (303 CPU-s per seed): about 70 minutes in all, not timed end
-# to end. An interrupted run resumes from store/.
+# show mean and sd over the seeds. Timed end to end (7 Dec, fresh clone of 4abf95d, Intel Xeon with AMX, empty
+# store, `ray_jobs run laptop --seeds 0 1 2 --num-cpus 2`): 252 runs, 70 min 5 s, 7,985 CPU-s, load 0.9-2.9;
+# its 86 seed-0 runs equal `make reproduce`'s store in every number and its mean/sd tables equal the README's.
+# An interrupted run resumes from store/.
 # Then the single-seed paper-grade runs of issue 12, reported into figures/out/single-seed/: the ResNet-18
 # source's D_rand / D_det build and its students (cifar-resnet18.toml; on 7 Dec 1 h 37 min with D_rand at 50
 # steps, then 57 min for D_rand at 100 steps and its students: ~2 h 34 min in all), the equal-cost Madry / TRADES / MART budget study
@@ -61,7 +62,7 @@ reproduce-full: $(STAMP)
 	$(PY) -m theory all
 	$(PY) -m figures theory
 	@status=0; $(PY) -m ray_jobs run laptop --seeds 0 1 2 --num-cpus 2 --store store || status=$$?; \
-	$(PY) -m figures report --seeds 0 1 2 --store store --out figures/out || exit $$?; \
+	$(PY) -m figures report --spec laptop --seeds 0 1 2 --store store --out figures/out || exit $$?; \
 	$(PY) -m ray_jobs run cifar-resnet18 --num-cpus 2 --store store || status=$$?; \
 	$(PY) -m ray_jobs run mart-budget --num-cpus 2 --store store || status=$$?; \
 	$(PY) -m figures report --spec cifar-resnet18 --spec mart-budget --store store --out figures/out/single-seed || exit $$?; \
