@@ -34,6 +34,7 @@ Output: ``--out``/roofline.json (keys: ``machine``, ``batch``, ``threads``, ``lo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -47,6 +48,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from deep.attacks.base import frozen_parameters
+from deep.device import channels_last
 from deep.models import build_model
 from deep.precision import cpu_model, kernel_level
 
@@ -54,14 +56,15 @@ MODELS = {"smallcnn": (1, 28, 28), "cifar-cnn": (3, 32, 32)}  # the laptop grid'
 GEMM_OPS = ("convolution", "mm", "addmm", "bmm")  # the ops whose arithmetic the floor counts
 
 
+def seconds(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up: oneDNN picks and caches its kernels on the first call
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(seconds(fn) for _ in range(repeats))
 
 
 def peak_gflops(repeats: int) -> dict[str, float]:
@@ -115,15 +118,19 @@ def measure_model(name: str, batch: int, repeats: int) -> dict[str, float]:
     model = build_model(name, num_classes=10, in_shape=shape).eval()
     x, y = torch.rand(batch, *shape), torch.randint(0, 10, (batch,))
     out: dict[str, float] = {}
+    step = functools.partial(pgd_step, model, x, y)
     with frozen_parameters(model), torch.enable_grad():
         out["flops"] = step_flops(model, x, y)
+        step()  # warm-up in each layout: oneDNN builds and caches its kernels for both
+        with channels_last(model):
+            step()
         nchw, last = [], []
         for _ in range(repeats):  # interleaved, so drifting clocks or load hit both layouts alike
-            model.to(memory_format=torch.contiguous_format)
-            nchw.append(median_seconds(lambda: pgd_step(model, x, y), 1))
-            model.to(memory_format=torch.channels_last)
-            last.append(median_seconds(lambda: pgd_step(model, x, y), 1))
-        out["other_ms"] = 1e3 * other_seconds(model, x, y, repeats)
+            nchw.append(seconds(step))
+            with channels_last(model):
+                last.append(seconds(step))
+        with channels_last(model):
+            out["other_ms"] = 1e3 * other_seconds(model, x, y, repeats)
     out["nchw_ms"] = 1e3 * statistics.median(nchw)
     out["channels_last_ms"] = 1e3 * statistics.median(last)
     return out
